@@ -1,0 +1,23 @@
+"""densekit: dense prediction and image restoration on PyTorch and OpenMMLab.
+
+A model is a shared **backbone**, a **neck** (FPN, ASPP, JPU, PIIP interaction) and a task
+**head**, for five task families (segmentation, detection, super-resolution, deraining, medical
+3D segmentation). Everything is registered in the ``densekit`` registry scope.
+
+Importing densekit registers every module, makes mmengine's checkpoint loading safe under
+``torch.load(weights_only=True)`` and makes its local file writes atomic.
+"""
+from densekit import (  # noqa: F401  (side effects: safe load, atomic save)  # noqa: F401  # noqa: F401
+    backbones,
+    checkpoint,
+    distributed,
+    fileio,
+    heads,
+    hooks,
+    necks,
+    registry,  # noqa: F401
+    tasks,
+    visualization,
+)
+
+__version__ = '0.1.0'

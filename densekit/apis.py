@@ -1,0 +1,146 @@
+"""Train and test entry points shared by ``tools/*.py`` and the ``densekit`` command.
+
+Both follow OpenMMLab's tools: load a config, apply ``--cfg-options``, pick a work dir, build an
+mmengine Runner and run it. There is one implementation; the scripts and the CLI only parse
+arguments and call these functions.
+"""
+from __future__ import annotations
+
+import json
+import os
+import os.path as osp
+from typing import Any, Optional, Sequence, Union
+
+from mmengine.config import Config, DictAction  # noqa: F401  (DictAction re-exported for the CLI)
+from mmengine.runner import Runner
+
+from densekit.distributed import prepare_distributed
+from densekit.fileio import atomic_write_text
+
+ConfigLike = Union[str, os.PathLike, Config]
+
+
+def load_config(config: ConfigLike, cfg_options: Optional[dict] = None,
+                work_dir: Optional[str] = None) -> Config:
+    """Load ``config`` (path or Config), merge ``cfg_options`` and settle ``work_dir``.
+
+    The work dir follows OpenMMLab's precedence: the argument, then ``cfg.work_dir``, then
+    ``./work_dirs/<config name>``.
+
+    Raises:
+        FileNotFoundError: If a config path does not exist.
+    """
+    if isinstance(config, Config):
+        cfg = config.copy()
+        name = cfg.filename and osp.splitext(osp.basename(cfg.filename))[0] or 'config'
+    else:
+        path = os.fspath(config)
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'config file {path!r} does not exist')
+        cfg = Config.fromfile(path)
+        name = osp.splitext(osp.basename(path))[0]
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.setdefault('default_scope', 'densekit')
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', name)
+    return cfg
+
+
+def _enable_amp(cfg: Config) -> None:
+    wrapper = cfg.optim_wrapper
+    if wrapper.get('type', 'OptimWrapper') in ('OptimWrapper', 'mmengine.OptimWrapper'):
+        wrapper.type = 'AmpOptimWrapper'
+        wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def train(config: ConfigLike, *, work_dir: Optional[str] = None,
+          resume: Union[bool, str, None] = None, amp: bool = False,
+          cfg_options: Optional[dict] = None, launcher: str = 'none',
+          seed: Optional[int] = None, deterministic: bool = False) -> Runner:
+    """Train a model from ``config`` with an mmengine Runner and return the finished Runner.
+
+    Args:
+        config: Config path or object.
+        work_dir: Where logs and checkpoints go.
+        resume: ``True`` resumes from the latest checkpoint in the work dir (if any); a path
+            resumes from that checkpoint; ``None``/``False`` starts fresh.
+        amp: Use automatic mixed precision (``AmpOptimWrapper``).
+        cfg_options: Overrides merged into the config (``key.sub=value`` style keys).
+        launcher: ``'none'``, ``'pytorch'`` (torchrun) or ``'slurm'``.
+        seed: Overrides ``randomness.seed``.
+        deterministic: Sets ``randomness.deterministic``.
+    """
+    cfg = load_config(config, cfg_options, work_dir)
+    prepare_distributed(cfg, launcher)
+    if amp:
+        _enable_amp(cfg)
+    if isinstance(resume, str):
+        cfg.resume, cfg.load_from = True, resume
+    elif resume:
+        cfg.resume, cfg.load_from = True, None
+    if seed is not None or deterministic:
+        randomness = cfg.setdefault('randomness', {})
+        if seed is not None:
+            randomness['seed'] = seed
+        if deterministic:
+            randomness['deterministic'] = True
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner
+
+
+def _enable_drawing(cfg: Config, show_dir: str) -> None:
+    hooks = cfg.get('default_hooks', {})
+    if 'visualization' not in hooks:
+        raise ValueError('--show-dir needs a visualization hook in cfg.default_hooks '
+                         "(e.g. visualization=dict(type='mmseg.SegVisualizationHook'))")
+    hooks['visualization'].update(draw=True, interval=1)
+    cfg.visualizer['vis_backends'] = [dict(type='densekit.FlatImageBackend', save_dir=show_dir)]
+
+
+def test(config: ConfigLike, checkpoint: str, *, work_dir: Optional[str] = None,
+         out: Optional[str] = None, show_dir: Optional[str] = None,
+         cfg_options: Optional[dict] = None, launcher: str = 'none') -> dict[str, Any]:
+    """Evaluate ``checkpoint`` on the config's test split and return the metrics.
+
+    Args:
+        out: ``*.pkl`` dumps raw predictions (mmengine ``DumpResults``); any other suffix
+            writes the metrics as JSON.
+        show_dir: Write prediction pictures there (the config's visualization hook draws them).
+    """
+    cfg = load_config(config, cfg_options, work_dir)
+    prepare_distributed(cfg, launcher)
+    cfg.load_from = checkpoint
+    cfg.resume = False
+    if show_dir:
+        _enable_drawing(cfg, show_dir)
+    runner = Runner.from_cfg(cfg)
+    if out and out.endswith(('.pkl', '.pickle')):
+        from mmengine.evaluator import DumpResults
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=out))
+    metrics = runner.test()
+    if out and not out.endswith(('.pkl', '.pickle')):
+        atomic_write_text(json.dumps(_jsonable(metrics), indent=2), out)
+    return metrics
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, 'item'):
+        return obj.item()
+    return obj
+
+
+def parse_cfg_options(pairs: Sequence[str]) -> dict:
+    """Turn ``['a.b=1', 'c=[1,2]']`` into a dict the way mmengine's ``DictAction`` does."""
+    import argparse
+
+    namespace = argparse.Namespace()
+    DictAction(option_strings=['--cfg-options'], dest='cfg_options')(None, namespace, list(pairs))
+    return namespace.cfg_options or {}

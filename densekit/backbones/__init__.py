@@ -1,0 +1,1 @@
+"""densekit backbones (registered under the densekit scope)."""

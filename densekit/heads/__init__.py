@@ -1,0 +1,1 @@
+"""densekit heads (registered under the densekit scope)."""

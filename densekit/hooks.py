@@ -1,0 +1,85 @@
+"""Runner hooks densekit adds: progress bars for evaluation and a wall-clock training budget."""
+from __future__ import annotations
+
+import time
+from typing import Any, Optional
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.utils import ProgressBar
+
+from densekit.registry import HOOKS
+
+
+@HOOKS.register_module()
+class ProgressBarHook(Hook):
+    """Show a progress bar over validation and test iterations (rank 0 only)."""
+
+    priority = 'VERY_LOW'
+
+    def __init__(self) -> None:
+        self._bar: Optional[ProgressBar] = None
+
+    def _start(self, runner: Any, loader: Any) -> None:
+        self._bar = ProgressBar(len(loader)) if is_main_process() else None
+
+    def _step(self) -> None:
+        if self._bar is not None:
+            self._bar.update()
+
+    def _finish(self) -> None:
+        if self._bar is not None:
+            self._bar.file.write('\n')
+            self._bar = None
+
+    def before_val_epoch(self, runner: Any) -> None:  # noqa: D102
+        self._start(runner, runner.val_dataloader)
+
+    def before_test_epoch(self, runner: Any) -> None:  # noqa: D102
+        self._start(runner, runner.test_dataloader)
+
+    def after_val_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
+                       outputs: Any = None) -> None:  # noqa: D102
+        self._step()
+
+    def after_test_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
+                        outputs: Any = None) -> None:  # noqa: D102
+        self._step()
+
+    def after_val_epoch(self, runner: Any, metrics: Any = None) -> None:  # noqa: D102
+        self._finish()
+
+    def after_test_epoch(self, runner: Any, metrics: Any = None) -> None:  # noqa: D102
+        self._finish()
+
+
+@HOOKS.register_module()
+class TimeBudgetHook(Hook):
+    """Stop training cleanly once ``budget_s`` seconds of training have passed.
+
+    The loop finishes the current iteration, then the usual after-train hooks run (so the final
+    checkpoint and evaluation still happen). Used by the demo to keep each stage in its budget.
+    """
+
+    priority = 'LOW'
+
+    def __init__(self, budget_s: float) -> None:
+        if not budget_s > 0:
+            raise ValueError(f'budget_s must be > 0 seconds, got {budget_s!r}')
+        self.budget_s = float(budget_s)
+        self._start: Optional[float] = None
+
+    def before_train(self, runner: Any) -> None:  # noqa: D102
+        self._start = time.perf_counter()
+        print_log(f'training time budget: {self.budget_s:.0f} s', logger='current')
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
+                         outputs: Any = None) -> None:  # noqa: D102
+        if self._start is None or time.perf_counter() - self._start < self.budget_s:
+            return
+        loop = runner.train_loop
+        if not getattr(loop, 'stop_training', False):
+            print_log(f'time budget of {self.budget_s:.0f} s reached at iter {runner.iter + 1}; '
+                      'stopping training', logger='current')
+            loop.stop_training = True

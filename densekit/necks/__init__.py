@@ -1,0 +1,1 @@
+"""densekit necks (registered under the densekit scope)."""

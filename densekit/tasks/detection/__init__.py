@@ -1,0 +1,1 @@
+"""densekit detection task."""

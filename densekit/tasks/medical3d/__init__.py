@@ -1,0 +1,1 @@
+"""densekit medical3d task."""

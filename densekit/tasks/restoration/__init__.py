@@ -1,0 +1,1 @@
+"""densekit restoration task."""
