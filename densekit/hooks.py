@@ -58,8 +58,10 @@ class ProgressBarHook(Hook):
 class TimeBudgetHook(Hook):
     """Stop training cleanly once ``budget_s`` seconds of training have passed.
 
-    The loop finishes the current iteration, then the usual after-train hooks run (so the final
-    checkpoint and evaluation still happen). Used by the demo to keep each stage in its budget.
+    The loop finishes the current iteration and stops; the hook then saves a checkpoint of
+    that iteration (and points ``last_checkpoint`` at it) unless one exists already, so a
+    budget-limited run always leaves its final weights. Used by the demo to keep each stage in
+    its budget.
     """
 
     priority = 'LOW'
@@ -83,3 +85,17 @@ class TimeBudgetHook(Hook):
             print_log(f'time budget of {self.budget_s:.0f} s reached at iter {runner.iter + 1}; '
                       'stopping training', logger='current')
             loop.stop_training = True
+
+    def after_train(self, runner: Any) -> None:  # noqa: D102
+        if not getattr(runner.train_loop, 'stop_training', False):
+            return
+        import os.path as osp
+
+        from densekit.fileio import atomic_write_text
+
+        name = f'iter_{runner.iter}.pth'
+        if not osp.isfile(osp.join(runner.work_dir, name)):
+            runner.save_checkpoint(runner.work_dir, name)
+            if is_main_process():
+                atomic_write_text(osp.join(runner.work_dir, name),
+                                  osp.join(runner.work_dir, 'last_checkpoint'))
