@@ -4,8 +4,12 @@ Inputs are expanded (files, folders, glob patterns), each is read and predicted 
 progress bar, and outputs are written atomically. An unreadable or corrupt file is reported by
 name and skipped; the summary counts what failed. Inputs are never overwritten.
 
-Task handlers are chosen by the config's ``task`` key (``'seg'`` today); each writes its own
-outputs. Segmentation writes ``<stem>_label.png`` (class indices) and ``<stem>_overlay.png``.
+Task handlers are chosen by the config's ``task`` key. A handler factory takes the config and
+the loaded model and returns a :class:`Handler`: the file suffixes it accepts and a callable
+``handle(path, out_dir) -> written paths`` that reads the file itself (so it controls bit depth,
+alpha, NIfTI headers, ...) and raises :class:`UnreadableInput` for a corrupt file. Register a
+new task with :func:`register_handler`. Segmentation writes ``<stem>_label.png`` (class
+indices) and ``<stem>_overlay.png``.
 """
 from __future__ import annotations
 
@@ -24,6 +28,18 @@ from densekit.apis import load_config
 from densekit.fileio import atomic_write_bytes, refuse_overwrite
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+
+class UnreadableInput(ValueError):
+    """An input file could not be decoded; the run reports it and goes on."""
+
+
+@dataclass
+class Handler:
+    """What a task's inference needs: accepted suffixes and a per-file function."""
+
+    suffixes: Sequence[str]
+    handle: Callable[[str, str], List[str]]
 
 
 @dataclass
@@ -76,8 +92,7 @@ def _encode(path: str, image: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _segmentation_handler(cfg: Any, model: torch.nn.Module) -> Callable[[str, np.ndarray, str],
-                                                                       List[str]]:
+def _segmentation_handler(cfg: Any, model: torch.nn.Module) -> Handler:
     from mmcv.transforms import Compose
     from mmengine.dataset import pseudo_collate
 
@@ -87,7 +102,10 @@ def _segmentation_handler(cfg: Any, model: torch.nn.Module) -> Callable[[str, np
     palette = np.asarray(model.dataset_meta.get('palette') or
                          np.random.default_rng(0).integers(0, 255, (256, 3)), np.uint8)
 
-    def handle(path: str, image_bgr: np.ndarray, out_dir: str) -> List[str]:
+    def handle(path: str, out_dir: str) -> List[str]:
+        image_bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image_bgr is None:
+            raise UnreadableInput('unreadable or corrupt image')
         data = pipeline(dict(img=image_bgr, img_path=path))
         with torch.no_grad():
             result = model.test_step(pseudo_collate([data]))[0]
@@ -102,10 +120,18 @@ def _segmentation_handler(cfg: Any, model: torch.nn.Module) -> Callable[[str, np
         atomic_write_bytes(_encode(outputs[1], overlay), outputs[1])
         return outputs
 
-    return handle
+    return Handler(IMAGE_SUFFIXES, handle)
 
 
-HANDLERS: Dict[str, Callable] = {'seg': _segmentation_handler}
+HANDLERS: Dict[str, Callable[[Any, torch.nn.Module], Handler]] = {}
+
+
+def register_handler(task: str, factory: Callable[[Any, torch.nn.Module], Handler]) -> None:
+    """Register the inference handler factory of a task family (``cfg.task``)."""
+    HANDLERS[task] = factory
+
+
+register_handler('seg', _segmentation_handler)
 
 
 def detect_task(cfg: Any) -> str:
@@ -132,24 +158,19 @@ def infer(config: Any, checkpoint: str, inputs: Sequence[str], out_dir: str,
         raise ValueError(f'no inference handler for task {task!r}; available: {sorted(HANDLERS)}')
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = build_model(cfg, checkpoint, device)
-    handle = HANDLERS[task](cfg, model)
-    files, missing = expand_inputs(inputs)
+    handler = HANDLERS[task](cfg, model)
+    files, missing = expand_inputs(inputs, handler.suffixes)
     summary = InferenceSummary(failed=dict(missing))
     os.makedirs(out_dir, exist_ok=True)
-    for path in tqdm(files, desc=f'infer ({task})', unit='img'):
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image is None:
-            summary.failed[path] = 'unreadable or corrupt image'
-            tqdm.write(f'skipped {path}: unreadable or corrupt image')
-            continue
+    for path in tqdm(files, desc=f'infer ({task})', unit='file'):
         try:
-            summary.written += handle(path, image, out_dir)
+            summary.written += handler.handle(path, out_dir)
         except (ValueError, RuntimeError, OSError) as err:
             summary.failed[path] = str(err)
             tqdm.write(f'skipped {path}: {err}')
     predicted = len(files) - sum(1 for key in summary.failed if key not in missing)
     print(f'inference done: {predicted} of {len(files)} '
-          f'images predicted, {len(summary.written)} files written to {out_dir}, '
+          f'inputs predicted, {len(summary.written)} files written to {out_dir}, '
           f'{len(summary.failed)} failed')
     for name, reason in summary.failed.items():
         print(f'  failed: {name}: {reason}')

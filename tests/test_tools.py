@@ -63,7 +63,7 @@ def test_infer_skips_corrupt_files_and_never_overwrites(trained: Path, shapes_ro
     res = run_tool(['tools/infer.py', str(SEG_CONFIG), str(trained / 'iter_4.pth'), str(inputs),
                     str(tmp_path / 'missing_*.png'), '--out', str(out)])
     assert res.returncode == 0, res.stderr[-3000:]
-    assert 'broken.png' in res.stdout and '2 of 3 images predicted' in res.stdout
+    assert 'broken.png' in res.stdout and '2 of 3 inputs predicted' in res.stdout
     assert '2 failed' in res.stdout
     label = cv2.imread(str(out / 'img0_label.png'), cv2.IMREAD_UNCHANGED)
     assert label.shape == (64, 64) and label.max() < 7
