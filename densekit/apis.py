@@ -97,8 +97,20 @@ def _enable_drawing(cfg: Config, show_dir: str) -> None:
     if 'visualization' not in hooks:
         raise ValueError('--show-dir needs a visualization hook in cfg.default_hooks '
                          "(e.g. visualization=dict(type='mmseg.SegVisualizationHook'))")
-    hooks['visualization'].update(draw=True, interval=1)
-    cfg.visualizer['vis_backends'] = [dict(type='densekit.FlatImageBackend', save_dir=show_dir)]
+    hook = hooks['visualization']
+    hook.update(draw=True, interval=1)
+    import inspect
+
+    from mmengine.registry import HOOKS, init_default_scope
+
+    init_default_scope(cfg.get('default_scope', 'densekit'))
+    hook_cls = HOOKS.get(hook['type'])
+    if hook_cls is not None and 'test_out_dir' in inspect.signature(hook_cls).parameters:
+        # mmdet-style hooks write one file per image themselves (an absolute path is kept)
+        hook['test_out_dir'] = osp.abspath(show_dir)
+    else:  # mmseg-style hooks hand pictures to the visualizer's backends
+        cfg.visualizer['vis_backends'] = [dict(type='densekit.FlatImageBackend',
+                                               save_dir=show_dir)]
 
 
 def test(config: ConfigLike, checkpoint: str, *, work_dir: Optional[str] = None,

@@ -93,12 +93,9 @@ def _encode(path: str, image: np.ndarray) -> bytes:
 
 
 def _segmentation_handler(cfg: Any, model: torch.nn.Module) -> Handler:
-    from mmcv.transforms import Compose
     from mmengine.dataset import pseudo_collate
 
-    steps = [dict(step) for step in cfg.test_pipeline
-             if 'LoadAnnotations' not in step['type'] and 'LoadImage' not in step['type']]
-    pipeline = Compose([dict(type='mmseg.LoadImageFromNDArray'), *steps])
+    pipeline = _test_pipeline(cfg, 'mmseg.LoadImageFromNDArray')
     palette = np.asarray(model.dataset_meta.get('palette') or
                          np.random.default_rng(0).integers(0, 255, (256, 3)), np.uint8)
 
@@ -123,6 +120,58 @@ def _segmentation_handler(cfg: Any, model: torch.nn.Module) -> Handler:
     return Handler(IMAGE_SUFFIXES, handle)
 
 
+def _test_pipeline(cfg: Any, load_from_array: str) -> Any:
+    """The config's test pipeline, reading from an in-memory array and without annotations."""
+    from mmcv.transforms import Compose
+
+    steps = [dict(step) for step in cfg.test_pipeline
+             if 'LoadAnnotations' not in step['type'] and 'LoadImage' not in step['type']]
+    return Compose([dict(type=load_from_array), *steps])
+
+
+def _detection_handler(cfg: Any, model: torch.nn.Module, score_thr: float = 0.3) -> Handler:
+    import json
+
+    from mmengine.dataset import pseudo_collate
+
+    pipeline = _test_pipeline(cfg, 'mmdet.LoadImageFromNDArray')
+    classes = list(model.dataset_meta.get('classes') or [])
+    palette = np.random.default_rng(1).integers(60, 255, (max(len(classes), 1), 3))
+
+    def handle(path: str, out_dir: str) -> List[str]:
+        image_bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image_bgr is None:
+            raise UnreadableInput('unreadable or corrupt image')
+        with torch.no_grad():
+            result = model.test_step(pseudo_collate([pipeline(dict(img=image_bgr,
+                                                                   img_path=path))]))[0]
+        pred = result.pred_instances
+        detections = []
+        drawn = image_bgr.copy()
+        for box, score, label in zip(pred.bboxes.tolist(), pred.scores.tolist(),
+                                     pred.labels.tolist()):
+            name = classes[label] if label < len(classes) else str(label)
+            detections.append(dict(bbox_xyxy=[round(v, 2) for v in box], score=round(score, 4),
+                                   label=int(label), category=name))
+            if score >= score_thr:
+                colour = tuple(int(c) for c in palette[label % len(palette)])
+                x0, y0, x1, y1 = (int(round(v)) for v in box)
+                cv2.rectangle(drawn, (x0, y0), (x1, y1), colour, 2)
+                cv2.putText(drawn, f'{name} {score:.2f}', (x0, max(y0 - 3, 10)),
+                            cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
+        stem = osp.splitext(osp.basename(path))[0]
+        outputs = [osp.join(out_dir, f'{stem}.json'), osp.join(out_dir, f'{stem}_boxes.png')]
+        for output in outputs:
+            refuse_overwrite(output, [path])
+        record = dict(image=path, height=image_bgr.shape[0], width=image_bgr.shape[1],
+                      detections=detections)
+        atomic_write_bytes(json.dumps(record, indent=1).encode(), outputs[0])
+        atomic_write_bytes(_encode(outputs[1], drawn), outputs[1])
+        return outputs
+
+    return Handler(IMAGE_SUFFIXES, handle)
+
+
 HANDLERS: Dict[str, Callable[[Any, torch.nn.Module], Handler]] = {}
 
 
@@ -132,6 +181,7 @@ def register_handler(task: str, factory: Callable[[Any, torch.nn.Module], Handle
 
 
 register_handler('seg', _segmentation_handler)
+register_handler('det', _detection_handler)
 
 
 def detect_task(cfg: Any) -> str:
@@ -141,6 +191,8 @@ def detect_task(cfg: Any) -> str:
     model_type = str(cfg.model.get('type', ''))
     if 'EncoderDecoder' in model_type:
         return 'seg'
+    if cfg.model.get('bbox_head') is not None or cfg.model.get('roi_head') is not None:
+        return 'det'
     raise ValueError(f"cannot tell the task of config {cfg.filename!r}: add task='seg' "
                      f'(one of {sorted(HANDLERS)}) to it')
 

@@ -66,3 +66,20 @@ def test_mmseg_dataset_reads_it(shapes_root: Path) -> None:
 def test_bad_generator_arguments(tmp_path: Path, kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         generate_shapes_dataset(tmp_path, **kwargs)
+
+
+def test_label_of_wrong_size_names_both_files(shapes_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    root = tmp_path / 'broken'
+    shutil.copytree(shapes_root, root)
+    label = root / 'ann_dir' / 'val' / '00001.png'
+    cv2.imwrite(str(label), np.zeros((32, 48), np.uint8))
+    ds = ShapesDataset(data_root=str(root),
+                       data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
+                       pipeline=[dict(type='LoadImageFromFile'),
+                                 dict(type='mmseg.LoadAnnotations'),
+                                 dict(type='densekit.CheckLabelSize')])
+    assert ds[0]['gt_seg_map'].shape == (64, 64)
+    with pytest.raises(ValueError, match=r'00001\.png.* is 48x32 .*img_dir/val/00001\.png'):
+        ds[1]

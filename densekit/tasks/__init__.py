@@ -1,2 +1,2 @@
 """Task families: segmentation, detection, restoration and medical 3D segmentation."""
-from densekit.tasks import segmentation  # noqa: F401
+from densekit.tasks import detection, segmentation  # noqa: F401

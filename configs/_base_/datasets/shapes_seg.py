@@ -6,6 +6,7 @@ crop_size = (128, 128)
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='mmseg.LoadAnnotations'),
+    dict(type='densekit.CheckLabelSize'),
     dict(type='mmseg.RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='mmseg.RandomFlip', prob=0.5, direction='vertical'),
     dict(type='mmseg.PackSegInputs'),
@@ -13,6 +14,7 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='mmseg.LoadAnnotations'),
+    dict(type='densekit.CheckLabelSize'),
     dict(type='mmseg.PackSegInputs'),
 ]
 train_dataloader = dict(

@@ -92,14 +92,22 @@ def _texture(rng: np.random.Generator, hw: tuple[int, int]) -> np.ndarray:
     return (1 - mix)[..., None] * c1 + mix[..., None] * c2
 
 
-def render_sample(rng: np.random.Generator, size: int = 128, max_shapes: int = 5
-                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Render one (image HxWx3 uint8, label HxW uint8) pair."""
+def render_scene(rng: np.random.Generator, size: int = 128, max_shapes: int = 5
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """Render one scene of overlapping shapes.
+
+    Returns:
+        ``image`` (HxWx3 uint8), ``label`` (HxW uint8 class map, 0 = background),
+        ``instances`` (HxW int32, 0 = background, i = i-th drawn shape where it is visible) and
+        ``drawn``: per shape, ``(class index >= 1, full unoccluded area in pixels)``.
+    """
     image = _texture(rng, (size, size))
     label = np.zeros((size, size), np.uint8)
+    instances = np.zeros((size, size), np.int32)
+    drawn: list[tuple[int, int]] = []
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     names = list(SHAPES)
-    for _ in range(int(rng.integers(2, max_shapes + 1))):
+    for index in range(int(rng.integers(2, max_shapes + 1))):
         cls = int(rng.integers(len(names)))
         radius = rng.uniform(0.11, 0.24) * size
         cy, cx = rng.uniform(radius * 0.6, size - radius * 0.6, 2)
@@ -107,11 +115,21 @@ def render_sample(rng: np.random.Generator, size: int = 128, max_shapes: int = 5
         mask = SHAPES[names[cls]](u, v, r, t, radius)
         image[mask] = _texture(rng, (size, size))[mask]
         label[mask] = cls + 1
+        instances[mask] = index + 1
+        drawn.append((cls + 1, int(mask.sum())))
     image += rng.normal(0, rng.uniform(4, 14), image.shape)
-    return np.clip(image, 0, 255).astype(np.uint8), label
+    return np.clip(image, 0, 255).astype(np.uint8), label, instances, drawn
 
 
-def _encode_png(array: np.ndarray) -> bytes:
+def render_sample(rng: np.random.Generator, size: int = 128, max_shapes: int = 5
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Render one (image HxWx3 uint8, label HxW uint8) pair."""
+    image, label, _, _ = render_scene(rng, size, max_shapes)
+    return image, label
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """PNG-encode a uint8/uint16 array (BGR channel order for colour)."""
     ok, buf = cv2.imencode('.png', array)
     if not ok:
         raise RuntimeError('PNG encoding failed')
@@ -143,7 +161,7 @@ def generate_shapes_dataset(root: Union[str, Path], *, num_train: int = 200, num
             rng = np.random.default_rng([seed, offset + index])
             image, label = render_sample(rng, size)
             name = f'{index:05d}.png'
-            atomic_write_bytes(_encode_png(image[..., ::-1]), root / 'img_dir' / split / name)
-            atomic_write_bytes(_encode_png(label), root / 'ann_dir' / split / name)
+            atomic_write_bytes(encode_png(image[..., ::-1]), root / 'img_dir' / split / name)
+            atomic_write_bytes(encode_png(label), root / 'ann_dir' / split / name)
     atomic_write_text(json.dumps(meta, indent=1), meta_file)
     return root
