@@ -16,7 +16,7 @@ import torch
 
 SUITES: Dict[str, Callable[..., List[Row]]] = {}
 # Modules that define suites with @suite(...); imported on first use of the CLI.
-SUITE_MODULES: List[str] = []
+SUITE_MODULES: List[str] = ['densekit.necks.bench', 'densekit.backbones.piip_bench']
 
 
 def load_suites() -> Dict[str, Callable[..., List[Row]]]:

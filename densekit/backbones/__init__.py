@@ -1,1 +1,2 @@
 """densekit backbones (registered under the densekit scope)."""
+from densekit.backbones.piip import PIIP, PIIPSimplePyramid  # noqa: F401

@@ -1,1 +1,4 @@
 """densekit heads (registered under the densekit scope)."""
+from densekit.heads.aspp_head import ASPPHead
+
+__all__ = ['ASPPHead']

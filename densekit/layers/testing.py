@@ -1,0 +1,32 @@
+"""Helpers for tests and benchmarks: give norm layers non-trivial parameters and statistics."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ['randomize_norms_']
+
+
+@torch.no_grad()
+def randomize_norms_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Fill every norm layer's affine parameters and BatchNorm running statistics with random
+    values (mean ~ N(0, 0.5), var ~ U(0.5, 2), weight ~ U(0.5, 1.5), bias ~ N(0, 0.2)), so eval
+    outputs exercise the statistics instead of the identity defaults.
+
+    Returns:
+        ``model``, for chaining.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if not isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm)):
+            continue
+        weight, bias = getattr(module, 'weight', None), getattr(module, 'bias', None)
+        if weight is not None:
+            weight.copy_(torch.rand(weight.shape, generator=gen) + 0.5)
+        if bias is not None:
+            bias.copy_(torch.randn(bias.shape, generator=gen) * 0.2)
+        if getattr(module, 'running_mean', None) is not None:
+            module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=gen) * 0.5)
+            module.running_var.copy_(torch.rand(module.running_var.shape, generator=gen) * 1.5
+                                     + 0.5)
+    return model

@@ -1,0 +1,160 @@
+"""``densekit bench necks``: densekit FPN / JPU / ASPPHead against mmdet FPN / mmseg JPU / mmseg
+ASPPHead in one process, with identical weights and inputs.
+
+For each neck two rows: inference (eval, ``torch.inference_mode``, densekit's fast path) and a
+training step (train mode, forward + backward of the summed outputs, inputs requiring grad as
+when the backbone trains). Besides time and peak memory, each row shows the nominal work (the
+peer's forward conv / matmul FLOPs counted by ``torch.utils.flop_counter``, x3 for a training
+step) and the rate at which each implementation gets through it, also as a percentage of the
+fp32 matmul rate measured in the same run (first row). densekit skips part of the nominal work
+(kernel taps in the zero padding, the constant image-pool channels of ASPP), so its effective
+rate can exceed what the hardware executes.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, List, Sequence, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from densekit.benchmark import Row, peak_memory_mb, suite, time_pair
+from densekit.layers.testing import randomize_norms_
+
+__all__ = ['necks_suite', 'matmul_gflops']
+
+
+@dataclass
+class _Case:
+    name: str
+    ours: nn.Module
+    peer: nn.Module
+    inputs: List[Tensor]
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 5) -> Tuple[float, float]:
+    """Median time (s) and GFLOP/s of an ``n x n`` fp32 matmul on this machine."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
+    out = torch.empty(n, n)
+    torch.mm(a, b, out=out)
+    times = []
+    for _ in range(max(repeats, 5)):
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    return seconds, 2 * n ** 3 / seconds / 1e9
+
+
+def _pyramid(batch: int, channels: Sequence[int], image: int, strides: Sequence[int],
+             seed: int = 0) -> List[Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(batch, c, math.ceil(image / s), math.ceil(image / s), generator=gen)
+            for c, s in zip(channels, strides)]
+
+
+def _pair(ours: nn.Module, peer: nn.Module) -> Tuple[nn.Module, nn.Module]:
+    randomize_norms_(peer)
+    ours.load_state_dict(peer.state_dict())
+    return ours, peer
+
+
+def _cases(quick: bool) -> List[_Case]:
+    from mmdet.models.necks import FPN as MMDetFPN
+    from mmseg.models.decode_heads import ASPPHead as MMSegASPPHead
+    from mmseg.models.necks import JPU as MMSegJPU
+
+    from densekit.heads import ASPPHead
+    from densekit.necks import FPN, JPU
+
+    torch.manual_seed(0)
+    div = 8 if quick else 1
+    image = 128 if quick else 512
+    batch = 2
+    cases = []
+
+    fpn_in = [256 // div, 512 // div, 1024 // div, 2048 // div]
+    cfg = dict(in_channels=fpn_in, out_channels=256 // div, num_outs=5)
+    cases.append(_Case(f'FPN r50 {image}px (mmdet)', *_pair(FPN(**cfg), MMDetFPN(**cfg)),
+                       _pyramid(batch, fpn_in, image, (4, 8, 16, 32))))
+
+    jpu_in = (512 // div, 1024 // div, 2048 // div)
+    cfg = dict(in_channels=jpu_in, mid_channels=512 // div)
+    cases.append(_Case(f'JPU {image}px (mmseg)', *_pair(JPU(**cfg), MMSegJPU(**cfg)),
+                       _pyramid(batch, jpu_in, image, (8, 16, 32))))
+
+    cfg = dict(in_channels=2048 // div, channels=512 // div, dilations=(1, 12, 24, 36),
+               num_classes=19, norm_cfg=dict(type='BN'), dropout_ratio=0.1)
+    side = 64 // (2 if quick else 1)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 2048 // div, side, side, generator=gen)
+    cases.append(_Case(f'ASPPHead {side}x{side} (mmseg)',
+                       *_pair(ASPPHead(**cfg), MMSegASPPHead(**cfg)), [x]))
+    return cases
+
+
+def _as_list(out: object) -> List[Tensor]:
+    return [out] if isinstance(out, Tensor) else list(out)
+
+
+def _inference(model: nn.Module, inputs: List[Tensor]) -> Callable[[], object]:
+    def run() -> object:
+        with torch.inference_mode():
+            return model(inputs)
+    return run
+
+
+def _train_step(model: nn.Module, inputs: List[Tensor]) -> Callable[[], object]:
+    leaves = [x.detach().clone().requires_grad_() for x in inputs]
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def run() -> object:
+        loss = sum(out.sum() for out in _as_list(model(leaves)))
+        loss.backward()
+        for t in params + leaves:
+            t.grad = None
+        return loss
+    return run
+
+
+def _flops(fn: Callable[[], object]) -> float:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+@suite('necks')
+def necks_suite(repeats: int = 5, quick: bool = False) -> List[Row]:
+    """FPN, JPU and ASPPHead vs their peers: inference and training step, time / memory /
+    GFLOP/s."""
+    _, ceiling = matmul_gflops(2048, repeats)
+    rows = [Row('fp32 matmul 2048x2048 (ceiling)', 2 * 2048 ** 3 / ceiling / 1e9,
+                extra={'GFLOP': f'{2 * 2048 ** 3 / 1e9:.1f}',
+                       'GFLOP/s dk/peer': f'{ceiling:.0f}', '% of matmul dk/peer': '100'})]
+    for case in _cases(quick):
+        case.peer.eval()
+        # the peer's forward work, counted once; a training step is ~3x (forward, grad of the
+        # input, grad of the weights)
+        forward_flops = _flops(_inference(case.peer, case.inputs))
+        for mode in ('inference', 'train fwd+bwd'):
+            train = mode != 'inference'
+            case.ours.train(train)
+            case.peer.train(train)
+            make = _train_step if train else _inference
+            ours, peer = make(case.ours, case.inputs), make(case.peer, case.inputs)
+            t_ours, t_peer = time_pair(ours, peer, repeats=repeats, warmup=1)
+            mem_ours, mem_peer = peak_memory_mb(ours), peak_memory_mb(peer)
+            flops = forward_flops * (3 if train else 1)
+            rate_ours, rate_peer = flops / t_ours / 1e9, flops / t_peer / 1e9
+            rows.append(Row(
+                f'{case.name} {mode}', t_ours, t_peer, mem_ours, mem_peer,
+                extra={'GFLOP': f'{flops / 1e9:.1f}',
+                       'GFLOP/s dk/peer': f'{rate_ours:.0f}/{rate_peer:.0f}',
+                       '% of matmul dk/peer': f'{100 * rate_ours / ceiling:.0f}/'
+                                              f'{100 * rate_peer / ceiling:.0f}'}))
+    return rows

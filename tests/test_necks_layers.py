@@ -1,0 +1,234 @@
+"""densekit.layers: spec normalisation, factory, ConvNormAct vs mmcv ConvModule, BN folding and
+padding-tap skipping (numbers compared against the reference ops)."""
+import pytest
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule, DepthwiseSeparableConvModule
+from torch import nn
+
+from densekit.layers import (
+    ConvNormAct,
+    LayerFactory,
+    LayerSpec,
+    SeparableConvNormAct,
+    channels_last,
+    conv_polyphase,
+    conv_skip_padding,
+    fold_conv_bn,
+    fuse_conv_bn,
+    normalize_spec,
+    set_fast_eval,
+    valid_tap_fraction,
+    zone_plan,
+)
+from densekit.layers.testing import randomize_norms_
+
+ATOL = RTOL = 1e-5  # |a - b| <= 1e-5 + 1e-5 |b|
+
+
+@pytest.mark.parametrize('spec, expected', [
+    ('BN', LayerSpec('BN')),
+    (('GN', {'num_groups': 4}), LayerSpec('GN', {'num_groups': 4})),
+    (nn.GELU, LayerSpec(nn.GELU)),
+    (dict(type='GN', num_groups=32), LayerSpec('GN', {'num_groups': 32})),
+    (dict(type='ReLU'), LayerSpec('ReLU')),
+    (None, None),
+])
+def test_normalize_spec_forms(spec, expected):
+    assert normalize_spec(spec, 'norm_cfg') == expected
+
+
+@pytest.mark.parametrize('spec, error', [
+    (dict(num_groups=2), ValueError), (42, TypeError), (('GN', 3), ValueError)])
+def test_normalize_spec_rejects(spec, error):
+    with pytest.raises(error, match='norm_cfg'):
+        normalize_spec(spec, 'norm_cfg')
+
+
+@pytest.mark.parametrize('spatial_dims', [1, 4, '2', True, None])
+def test_factory_rejects_spatial_dims(spatial_dims):
+    with pytest.raises(ValueError, match='spatial_dims'):
+        LayerFactory(spatial_dims)
+
+
+@pytest.mark.parametrize('spatial_dims', [2, 3])
+def test_factory_builds_dimension_specific_layers(spatial_dims):
+    f = LayerFactory(spatial_dims)
+    conv = f.conv(4, 8, 3, padding=1)
+    assert conv.weight.dim() == spatial_dims + 2
+    abbr, bn = f.norm(dict(type='BN'), 8)
+    assert abbr == 'bn' and isinstance(bn, (nn.BatchNorm2d, nn.BatchNorm3d))
+    assert bn.weight.shape == (8,) and type(bn).__name__.endswith(f'{spatial_dims}d')
+    assert f.norm(('GN', dict(num_groups=4)), 8)[0] == 'gn'
+    assert f.act(dict(type='ReLU'), inplace=False).inplace is False
+    assert f.interp_mode('linear') == {2: 'bilinear', 3: 'trilinear'}[spatial_dims]
+    assert f.interp_mode('bilinear') == f.interp_mode('linear')
+    pool = f.pool('adaptive_avg', 1)
+    x = torch.rand(2, 8, *([5] * spatial_dims))
+    assert pool(x).shape == (2, 8) + (1,) * spatial_dims
+    assert f.upsample(scale_factor=2)(x).shape[2:] == (10,) * spatial_dims
+
+
+def test_factory_rejects_bad_layers():
+    f = LayerFactory(3)
+    with pytest.raises(ValueError, match='num_groups=32 does not divide the 48'):
+        f.norm(dict(type='GN', num_groups=32), 48)
+    with pytest.raises(ValueError, match='BN2d'):
+        f.norm('BN2d', 8)
+    with pytest.raises(ValueError, match='conv_cfg'):
+        f.conv(4, 4, 3, spec='Conv2d')
+    with pytest.raises(ValueError, match='act_cfg'):
+        f.act('NoSuchAct')
+
+
+@pytest.mark.parametrize('norm_cfg, act_cfg, bias', [
+    (dict(type='BN'), dict(type='ReLU'), 'auto'),
+    (dict(type='GN', num_groups=2), dict(type='LeakyReLU', negative_slope=0.2), 'auto'),
+    (None, dict(type='PReLU'), 'auto'),
+    (dict(type='BN'), None, True),
+])
+def test_conv_norm_act_matches_mmcv_conv_module(norm_cfg, act_cfg, bias):
+    torch.manual_seed(0)
+    peer = ConvModule(6, 8, 3, padding=2, dilation=2, bias=bias, norm_cfg=norm_cfg,
+                      act_cfg=act_cfg)
+    ours = ConvNormAct(2, 6, 8, 3, padding=2, dilation=2, bias=bias, norm_cfg=norm_cfg,
+                       act_cfg=act_cfg)
+    assert list(ours.state_dict()) == list(peer.state_dict())
+    randomize_norms_(peer)
+    ours.load_state_dict(peer.state_dict())
+    x = torch.randn(2, 6, 13, 9)
+    for train in (True, False):
+        peer.train(train), ours.train(train)
+        with torch.no_grad():
+            torch.testing.assert_close(ours(x), peer(x), atol=ATOL, rtol=RTOL)
+
+
+def test_separable_matches_mmcv():
+    torch.manual_seed(0)
+    cfg = dict(norm_cfg=dict(type='BN'), dw_act_cfg=None)
+    peer = DepthwiseSeparableConvModule(6, 4, 3, padding=3, dilation=3, **cfg)
+    ours = SeparableConvNormAct(2, 6, 4, 3, padding=3, dilation=3, **cfg)
+    assert list(ours.state_dict()) == list(peer.state_dict())
+    randomize_norms_(peer)
+    ours.load_state_dict(peer.state_dict())
+    x = torch.randn(1, 6, 11, 7)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), peer.eval()(x), atol=ATOL, rtol=RTOL)
+
+
+@pytest.mark.parametrize('spatial_dims', [2, 3])
+def test_fold_and_fuse_match_conv_then_bn(spatial_dims):
+    torch.manual_seed(0)
+    f = LayerFactory(spatial_dims)
+    conv = f.conv(4, 6, 3, padding=1, bias=True)
+    bn = randomize_norms_(f.norm('BN', 6)[1]).eval()
+    x = torch.randn(2, 4, *([7] * spatial_dims))
+    with torch.no_grad():
+        expected = bn(conv(x))
+        weight, bias = fold_conv_bn(conv.weight, conv.bias, bn)
+        torch.testing.assert_close(conv._conv_forward(x, weight, bias), expected, atol=ATOL,
+                                   rtol=RTOL)
+        torch.testing.assert_close(fuse_conv_bn(conv, bn)(x), expected, atol=ATOL, rtol=RTOL)
+
+
+@pytest.mark.parametrize('spatial_dims', [2, 3])
+def test_fast_eval_matches_unfused_and_tracks_updates(spatial_dims):
+    torch.manual_seed(0)
+    block = randomize_norms_(ConvNormAct(spatial_dims, 4, 6, 3, padding=1,
+                                         norm_cfg=dict(type='BN'))).eval()
+    x = torch.randn(1, 4, *([6] * spatial_dims))
+    with torch.inference_mode():
+        fast = block(x)
+    assert block.folds_norm()
+    with torch.no_grad():
+        slow = set_fast_eval(block, False)(x)
+    torch.testing.assert_close(fast, slow, atol=ATOL, rtol=RTOL)
+    set_fast_eval(block, True)
+    with torch.no_grad():
+        block.bn.running_mean.add_(1.0)  # in-place update must invalidate the folded cache
+        torch.testing.assert_close(block(x), set_fast_eval(block, False)(x), atol=ATOL, rtol=RTOL)
+    # eval mode with autograd (frozen BN): folded on the fly, gradients equal the unfused ones
+    set_fast_eval(block, True)
+    xg = x.clone().requires_grad_()
+    block(xg).square().sum().backward()
+    grad_fast = xg.grad.clone()
+    xg.grad = None
+    set_fast_eval(block, False)(xg).square().sum().backward()
+    torch.testing.assert_close(grad_fast, xg.grad, atol=1e-4, rtol=1e-5)
+
+
+def test_deploy_fuse_removes_norm_keys():
+    block = randomize_norms_(ConvNormAct(2, 3, 5, 3, padding=1, norm_cfg='BN')).eval()
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        expected = set_fast_eval(block, False)(x)
+        block.fuse()
+        assert not any(k.startswith('bn.') for k in block.state_dict())
+        torch.testing.assert_close(block(x), expected, atol=ATOL, rtol=RTOL)
+
+
+@pytest.mark.parametrize('spatial, dilation', [
+    ((97, 131), 24), ((64, 64), 36), ((17, 23), 30), ((9, 13, 11), 6), ((5, 8, 7), (1, 6, 3))])
+def test_skip_padding_conv_matches_conv(spatial, dilation):
+    torch.manual_seed(0)
+    dims = len(spatial)
+    dil = (dilation,) * dims if isinstance(dilation, int) else dilation
+    conv = F.conv2d if dims == 2 else F.conv3d
+    x = torch.randn(2, 3, *spatial, requires_grad=True)
+    w = torch.randn(5, 3, *([3] * dims), requires_grad=True)
+    b = torch.randn(5, requires_grad=True)
+    assert valid_tap_fraction(spatial, (3,) * dims, dil, dil) < 0.9
+    zones = zone_plan(spatial, (3,) * dims, dil, dil)
+    ours = conv_skip_padding(x, w, b, zones, dil, dil)
+    ref = conv(x, w, b, 1, dil, dil)
+    torch.testing.assert_close(ours, ref, atol=ATOL, rtol=RTOL)
+    grad = torch.randn_like(ref)
+    got = torch.autograd.grad(ours, (x, w, b), grad)
+    want = torch.autograd.grad(ref, (x, w, b), grad)
+    for g, r in zip(got, want):
+        torch.testing.assert_close(g, r, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize('spatial, dilation', [
+    ((64, 64), (8, 8)), ((97, 131), (6, 6)), ((9, 13, 11), (2, 3, 5)), ((7, 10, 12), (1, 4, 4))])
+def test_polyphase_depthwise_matches_dilated_conv(spatial, dilation):
+    torch.manual_seed(0)
+    dims = len(spatial)
+    conv = F.conv2d if dims == 2 else F.conv3d
+    x = channels_last(torch.randn(2, 6, *spatial)).requires_grad_()
+    w = torch.randn(6, 1, *([3] * dims), requires_grad=True)
+    b = torch.randn(6, requires_grad=True)
+    ours = conv_polyphase(x, w, b, dilation, groups=6)
+    ref = conv(x, w, b, 1, dilation, dilation, 6)
+    assert ours.shape == ref.shape
+    torch.testing.assert_close(ours, ref, atol=ATOL, rtol=RTOL)
+    grad = torch.randn_like(ref)
+    for g, r in zip(torch.autograd.grad(ours, (x, w, b), grad),
+                    torch.autograd.grad(ref, (x, w, b), grad)):
+        # weight / bias grads sum ~25k products: fp32 summation order shows at 1e-5 relative
+        torch.testing.assert_close(g, r, atol=1e-3, rtol=1e-4)
+
+
+@pytest.mark.parametrize('dilation', [1, 3, 8])
+@pytest.mark.parametrize('layout', ['nchw', 'channels_last'])
+def test_depthwise_block_paths_agree(dilation, layout):
+    """Whatever algorithm the block picks (plain / channels-last / polyphase), numbers agree."""
+    torch.manual_seed(0)
+    block = randomize_norms_(ConvNormAct(2, 8, 8, 3, padding=dilation, dilation=dilation,
+                                         groups=8, norm_cfg='BN'))
+    x = torch.randn(2, 8, 37, 45)
+    x_in = channels_last(x) if layout == 'channels_last' else x
+    ref = F.batch_norm(F.conv2d(x, block.conv.weight, None, 1, dilation, dilation, 8),
+                       block.bn.running_mean, block.bn.running_var, block.bn.weight,
+                       block.bn.bias, False).relu()
+    with torch.inference_mode():
+        torch.testing.assert_close(block.eval()(x_in), ref, atol=ATOL, rtol=RTOL)
+    xg = x_in.detach().clone().requires_grad_()
+    out = block.train()(xg)
+    xr = x.clone().requires_grad_()
+    ref = F.batch_norm(F.conv2d(xr, block.conv.weight, None, 1, dilation, dilation, 8),
+                       None, None, block.bn.weight, block.bn.bias, True).relu()
+    torch.testing.assert_close(out, ref, atol=ATOL, rtol=RTOL)
+    grad = torch.randn_like(ref)
+    torch.testing.assert_close(torch.autograd.grad(out, xg, grad)[0],
+                               torch.autograd.grad(ref, xr, grad)[0], atol=1e-4, rtol=1e-5)
