@@ -7,7 +7,9 @@ A model is a shared **backbone**, a **neck** (FPN, ASPP, JPU, PIIP interaction) 
 Importing densekit registers every module, makes mmengine's checkpoint loading safe under
 ``torch.load(weights_only=True)`` and makes its local file writes atomic.
 """
-from densekit import (  # noqa: F401  (side effects: safe load, atomic save)  # noqa: F401  # noqa: F401
+# Imported for their side effects: registration, safe checkpoint loading, atomic writes.
+from densekit import (  # noqa: F401
+    augment,
     backbones,
     checkpoint,
     distributed,
@@ -15,7 +17,7 @@ from densekit import (  # noqa: F401  (side effects: safe load, atomic save)  # 
     heads,
     hooks,
     necks,
-    registry,  # noqa: F401
+    registry,
     tasks,
     visualization,
 )

@@ -16,7 +16,11 @@ import torch
 
 SUITES: Dict[str, Callable[..., List[Row]]] = {}
 # Modules that define suites with @suite(...); imported on first use of the CLI.
-SUITE_MODULES: List[str] = ['densekit.necks.bench', 'densekit.backbones.piip_bench']
+SUITE_MODULES: List[str] = [
+    'densekit.necks.bench',
+    'densekit.backbones.piip_bench',
+    'densekit.augment_bench',
+]
 
 
 def load_suites() -> Dict[str, Callable[..., List[Row]]]:

@@ -1,24 +1,25 @@
-# Semantic FPN with a half-width ResNet-18 (mmseg ResNetV1c), CPU-sized, on the built-in shapes.
+# Semantic FPN (densekit.FPN + densekit.FPNHead) on a half-width ResNet-18 (mmseg ResNetV1c),
+# CPU-sized, on the built-in shapes.
 _base_ = ['../_base_/default_runtime.py', '../_base_/datasets/shapes_seg.py',
           '../_base_/schedules/cpu_iters.py']
 task = 'seg'
 norm_cfg = dict(type='BN', requires_grad=True)
-model = dict(
-    type='mmseg.EncoderDecoder',
-    data_preprocessor=dict(type='mmseg.SegDataPreProcessor', mean=[127.5, 127.5, 127.5],
-                           std=[64.0, 64.0, 64.0], bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
-                           size=(128, 128)),
-    backbone=dict(type='mmseg.ResNetV1c', depth=18, stem_channels=32, base_channels=32,
-                  num_stages=4, out_indices=(0, 1, 2, 3), dilations=(1, 1, 1, 1),
-                  strides=(1, 2, 2, 2), norm_cfg=norm_cfg, norm_eval=False, style='pytorch',
-                  contract_dilation=True),
-    neck=dict(type='mmseg.FPN', in_channels=[32, 64, 128, 256], out_channels=64, num_outs=4),
-    decode_head=dict(type='mmseg.FPNHead', in_channels=[64, 64, 64, 64], in_index=[0, 1, 2, 3],
-                     feature_strides=[4, 8, 16, 32], channels=64, dropout_ratio=0.0,
-                     num_classes=7, norm_cfg=norm_cfg, align_corners=False,
-                     loss_decode=dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False,
-                                      loss_weight=1.0)),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+data_preprocessor = dict(type='mmseg.SegDataPreProcessor', mean=[127.5, 127.5, 127.5],
+                         std=[64.0, 64.0, 64.0], bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
+                         size=(128, 128))
+loss_decode = dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
 visualizer = dict(type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')],
                   name='visualizer', alpha=0.6)
+model = dict(
+    type='mmseg.EncoderDecoder',
+    data_preprocessor=data_preprocessor,
+    backbone=dict(type='mmseg.ResNetV1c', depth=18, stem_channels=32, base_channels=32,
+                  num_stages=4, out_indices=(0, 1, 2, 3), norm_cfg=norm_cfg, norm_eval=False,
+                  style='pytorch', contract_dilation=True),
+    neck=dict(type='densekit.FPN', in_channels=[32, 64, 128, 256], out_channels=64, num_outs=4),
+    decode_head=dict(type='densekit.FPNHead', in_channels=[64, 64, 64, 64], in_index=[0, 1, 2, 3],
+                     feature_strides=[4, 8, 16, 32], channels=64, dropout_ratio=0.0,
+                     num_classes=7, norm_cfg=norm_cfg, align_corners=False,
+                     loss_decode=loss_decode),
+    train_cfg=dict(),
+    test_cfg=dict(mode='whole'))

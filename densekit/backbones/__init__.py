@@ -1,2 +1,3 @@
 """densekit backbones (registered under the densekit scope)."""
 from densekit.backbones.piip import PIIP, PIIPSimplePyramid  # noqa: F401
+from densekit.backbones.resnet_hdc import ResNetHDC  # noqa: F401
