@@ -59,7 +59,8 @@ def _enable_amp(cfg: Config) -> None:
 def train(config: ConfigLike, *, work_dir: Optional[str] = None,
           resume: Union[bool, str, None] = None, amp: bool = False,
           cfg_options: Optional[dict] = None, launcher: str = 'none',
-          seed: Optional[int] = None, deterministic: bool = False) -> Runner:
+          seed: Optional[int] = None, deterministic: bool = False,
+          time_budget: Optional[float] = None) -> Runner:
     """Train a model from ``config`` with an mmengine Runner and return the finished Runner.
 
     Args:
@@ -72,6 +73,8 @@ def train(config: ConfigLike, *, work_dir: Optional[str] = None,
         launcher: ``'none'``, ``'pytorch'`` (torchrun) or ``'slurm'``.
         seed: Overrides ``randomness.seed``.
         deterministic: Sets ``randomness.deterministic``.
+        time_budget: Stop training after this many seconds (``densekit.TimeBudgetHook``),
+            saving the checkpoint of the last iteration.
     """
     cfg = load_config(config, cfg_options, work_dir)
     prepare_distributed(cfg, launcher)
@@ -87,6 +90,9 @@ def train(config: ConfigLike, *, work_dir: Optional[str] = None,
             randomness['seed'] = seed
         if deterministic:
             randomness['deterministic'] = True
+    if time_budget is not None:
+        cfg.custom_hooks = [*cfg.get('custom_hooks', []),
+                            dict(type='densekit.TimeBudgetHook', budget_s=time_budget)]
     runner = Runner.from_cfg(cfg)
     runner.train()
     return runner

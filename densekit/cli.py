@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--seed', type=int, help='random seed (overrides randomness.seed)')
     p.add_argument('--deterministic', action='store_true',
                    help='deterministic algorithms (bit-reproducible runs)')
+    p.add_argument('--time-budget', type=float, metavar='SECONDS',
+                   help='stop training after this many seconds and save that checkpoint')
     _add_common(p)
 
     p = sub.add_parser('test', help='evaluate a checkpoint on the config\'s test split',
@@ -103,7 +105,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         resume = True if args.resume == 'auto' else args.resume
         apis.train(args.config, work_dir=args.work_dir, resume=resume, amp=args.amp,
                    cfg_options=args.cfg_options, launcher=args.launcher, seed=args.seed,
-                   deterministic=args.deterministic)
+                   deterministic=args.deterministic, time_budget=args.time_budget)
     elif args.command == 'test':
         apis.test(args.config, args.checkpoint, work_dir=args.work_dir, out=args.out,
                   show_dir=args.show_dir, cfg_options=args.cfg_options, launcher=args.launcher)
