@@ -19,7 +19,7 @@ from typing import Union
 import numpy as np
 
 from densekit.fileio import atomic_write_bytes, atomic_write_text
-from densekit.tasks.segmentation.synthetic import CLASSES, encode_png, render_scene
+from densekit.tasks.segmentation.synthetic import CLASSES, encode_png, is_generated, render_scene
 
 DET_CLASSES = CLASSES[1:]  # no background category in COCO
 GENERATOR_VERSION = 1
@@ -51,15 +51,10 @@ def generate_detection_dataset(root: Union[str, Path], *, num_train: int = 300,
     Raises:
         ValueError: If a count or the image size is out of range.
     """
-    for name, value, low in (('num_train', num_train, 1), ('num_val', num_val, 1),
-                             ('size', size, 32)):
-        if not isinstance(value, int) or value < low:
-            raise ValueError(f'{name} must be an int >= {low}, got {value!r}')
-    root = Path(root)
-    meta = dict(generator='shapes-coco', version=GENERATOR_VERSION, num_train=num_train,
-                num_val=num_val, size=size, seed=seed, classes=list(DET_CLASSES))
-    meta_file = root / 'meta.json'
-    if not force and meta_file.is_file() and json.loads(meta_file.read_text()) == meta:
+    root, meta = Path(root), dict(generator='shapes-coco', version=GENERATOR_VERSION,
+                                  classes=list(DET_CLASSES))
+    if is_generated(root, meta, num_train=num_train, num_val=num_val, size=size, seed=seed,
+                    force=force):
         return root
     categories = [dict(id=i, name=name) for i, name in enumerate(DET_CLASSES, start=1)]
     for split, count, offset in (('train', num_train, 0), ('val', num_val, 1_000_000)):
@@ -73,5 +68,5 @@ def generate_detection_dataset(root: Union[str, Path], *, num_train: int = 300,
             annotations += scene_annotations(instances, drawn, index, len(annotations) + 1)
         coco = dict(images=images, annotations=annotations, categories=categories)
         atomic_write_text(json.dumps(coco), root / 'annotations' / f'instances_{split}.json')
-    atomic_write_text(json.dumps(meta, indent=1), meta_file)
+    atomic_write_text(json.dumps(meta, indent=1), root / 'meta.json')
     return root

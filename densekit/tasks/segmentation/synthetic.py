@@ -136,6 +136,24 @@ def encode_png(array: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+def is_generated(root: Path, meta: dict, *, num_train: int, num_val: int, size: int, seed: int,
+                 force: bool) -> bool:
+    """Validate a generator's arguments, record them in ``meta`` and tell whether
+    ``root/meta.json`` already holds the same settings (so the files can be reused).
+
+    Raises:
+        ValueError: If a count or the image size is out of range.
+    """
+    for name, value, low in (('num_train', num_train, 1), ('num_val', num_val, 1),
+                             ('size', size, 32)):
+        if not isinstance(value, int) or value < low:
+            raise ValueError(f'{name} must be an int >= {low}, got {value!r}')
+    meta.update(num_train=num_train, num_val=num_val, size=size, seed=seed)
+    meta_file = root / 'meta.json'
+    return (not force and meta_file.is_file()
+            and json.loads(meta_file.read_text()) == json.loads(json.dumps(meta)))
+
+
 def generate_shapes_dataset(root: Union[str, Path], *, num_train: int = 200, num_val: int = 40,
                             size: int = 128, seed: int = 0, force: bool = False) -> Path:
     """Write the synthetic shapes dataset under ``root`` and return ``root``.
@@ -146,15 +164,10 @@ def generate_shapes_dataset(root: Union[str, Path], *, num_train: int = 200, num
     Raises:
         ValueError: If a count or the image size is out of range.
     """
-    for name, value, low in (('num_train', num_train, 1), ('num_val', num_val, 1),
-                             ('size', size, 32)):
-        if not isinstance(value, int) or value < low:
-            raise ValueError(f'{name} must be an int >= {low}, got {value!r}')
-    root = Path(root)
-    meta = dict(generator='shapes', version=GENERATOR_VERSION, num_train=num_train,
-                num_val=num_val, size=size, seed=seed, classes=list(CLASSES))
-    meta_file = root / 'meta.json'
-    if not force and meta_file.is_file() and json.loads(meta_file.read_text()) == meta:
+    root, meta = Path(root), dict(generator='shapes', version=GENERATOR_VERSION,
+                                  classes=list(CLASSES))
+    if is_generated(root, meta, num_train=num_train, num_val=num_val, size=size, seed=seed,
+                    force=force):
         return root
     for split, count, offset in (('train', num_train, 0), ('val', num_val, 1_000_000)):
         for index in range(count):
@@ -163,5 +176,5 @@ def generate_shapes_dataset(root: Union[str, Path], *, num_train: int = 200, num
             name = f'{index:05d}.png'
             atomic_write_bytes(encode_png(image[..., ::-1]), root / 'img_dir' / split / name)
             atomic_write_bytes(encode_png(label), root / 'ann_dir' / split / name)
-    atomic_write_text(json.dumps(meta, indent=1), meta_file)
+    atomic_write_text(json.dumps(meta, indent=1), root / 'meta.json')
     return root
