@@ -105,6 +105,9 @@ def _enable_drawing(cfg: Config, show_dir: str) -> None:
                          "(e.g. visualization=dict(type='mmseg.SegVisualizationHook'))")
     hook = hooks['visualization']
     hook.update(draw=True, interval=1)
+    # a fresh visualizer instance: an earlier Runner in this process (e.g. the training one)
+    # may have registered one under the config's name with other backends
+    cfg.visualizer['name'] = f'densekit-test-{id(cfg)}-{osp.abspath(show_dir)}'
     import inspect
 
     from mmengine.registry import HOOKS, init_default_scope

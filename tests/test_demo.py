@@ -32,5 +32,10 @@ def test_time_budget_stops_training_early_and_still_checkpoints(
     runner = train(cfg)
     assert runner.iter == 1  # the budget ran out during the first iteration
     assert (tmp_path / 'iter_1.pth').is_file()  # save_last still writes the final checkpoint
+    # testing in the same process (as the demo does) still writes one picture per image
+    from densekit.apis import test
+    metrics = test(cfg, str(tmp_path / 'iter_1.pth'), show_dir=str(tmp_path / 'pics'))
+    assert 0 <= metrics['mIoU'] <= 100
+    assert len(list((tmp_path / 'pics').glob('*.png'))) == 4
     with pytest.raises(ValueError, match='budget_s'):
         TimeBudgetHook(budget_s=0)
