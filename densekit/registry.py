@@ -14,8 +14,11 @@ mmengine does on its own when it meets a ``densekit.`` prefix) is enough to regi
 the default scope is still the caller's, so the defaults *inside* that module (an unprefixed
 ``CrossEntropyLoss``, ``BN``, ...) are looked up in the wrong registry and fail, unless the
 config adds ``_scope_='mmseg'`` by hand. densekit wraps the build functions of the registry tree
-so that a prefixed type is built in its own scope, as if ``_scope_`` had been written. An
-explicit ``_scope_`` still wins, and unprefixed types behave exactly as before.
+so that a prefixed type is built in its own scope, as if ``_scope_`` had been written, and an
+unprefixed name the default scope cannot resolve is built in the scope of the registry whose
+``build`` was called (so mmseg/mmdet modules constructed directly keep working while densekit
+is the default scope). An explicit ``_scope_`` still wins; names the default scope resolves
+behave exactly as before.
 """
 import functools
 from typing import Any, Callable
@@ -47,6 +50,29 @@ from mmengine.registry import DefaultScope, Registry
 SCOPE = 'densekit'
 
 
+def _build_scope(obj_type: str, registry: Any) -> Any:
+    """The scope to build ``obj_type`` in, or None to leave mmengine's choice alone.
+
+    * ``'mmseg.X'`` is built in ``mmseg`` whatever the default scope;
+    * an unprefixed name that the default scope's registry cannot resolve, but the registry
+      ``build`` was called on can (``mmseg.registry.MODELS.build(dict(type=
+      'CrossEntropyLoss'))`` inside an mmseg module while densekit is the default scope), is
+      built in that registry's scope.
+    """
+    prefix, _ = Registry.split_scope_key(obj_type)
+    current = DefaultScope.get_current_instance()
+    if prefix is not None:
+        return prefix if current is None or current.scope_name != prefix else None
+    if current is None or not isinstance(registry, Registry) or \
+            current.scope_name == registry.scope:
+        return None
+    default = registry._get_root_registry()._search_child(current.scope_name)
+    if default is not None and default.get(obj_type) is None and \
+            registry.get(obj_type) is not None:
+        return registry.scope
+    return None
+
+
 def scope_follows_prefix(build_func: Callable) -> Callable:
     """Wrap a registry build function so ``type='scope.Name'`` is built inside ``scope``."""
     if getattr(build_func, '_densekit_scope_follows_prefix', False):
@@ -56,11 +82,10 @@ def scope_follows_prefix(build_func: Callable) -> Callable:
     def build(cfg: Any, *args: Any, **kwargs: Any) -> Any:
         obj_type = cfg.get('type') if isinstance(cfg, dict) else None
         if isinstance(obj_type, str) and '_scope_' not in cfg:
-            prefix, _ = Registry.split_scope_key(obj_type)
-            current = DefaultScope.get_current_instance()
-            if prefix is not None and (current is None or current.scope_name != prefix):
+            scope = _build_scope(obj_type, kwargs.get('registry'))
+            if scope is not None:
                 cfg = cfg.copy()
-                cfg['_scope_'] = prefix
+                cfg['_scope_'] = scope
         return build_func(cfg, *args, **kwargs)
 
     build._densekit_scope_follows_prefix = True  # type: ignore[attr-defined]

@@ -83,3 +83,15 @@ def test_custom_imports_registers_densekit(tmp_path: Path) -> None:
             'import sys; assert "densekit" in sys.modules\n')
     subprocess.run([sys.executable, '-c', code], check=True, timeout=300)
     assert Config.fromfile(str(cfg_file)).hook.type == 'densekit.ProgressBarHook'
+
+
+def test_peer_modules_build_directly_while_densekit_is_the_default_scope() -> None:
+    from mmengine.registry import init_default_scope
+    from mmseg.models.decode_heads import FCNHead as MMSegFCNHead
+
+    init_default_scope('densekit')
+    try:
+        head = MMSegFCNHead(in_channels=4, channels=4, num_classes=2)  # default loss by bare name
+    finally:
+        DefaultScope._instance_dict.pop(DefaultScope.get_current_instance().instance_name, None)
+    assert type(head.loss_decode).__module__.startswith('mmseg.')
