@@ -1,9 +1,17 @@
 """3D necks in a model: FPN and ASPP on a random 3D encoder pyramid train one optimizer step."""
+import pytest
 import torch
 from torch import nn
 
 from densekit.layers import ConvNormAct
+from densekit.layers.testing import torch_threads
 from densekit.necks import ASPP, FPN
+
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    with torch_threads(1):
+        yield
 
 
 class TinyEncoder3d(nn.Module):

@@ -8,12 +8,17 @@ from mmdet.registry import MODELS as MMDET_MODELS
 from mmseg.registry import MODELS as MMSEG_MODELS
 
 from densekit.layers import set_fast_eval
-from densekit.layers.testing import randomize_norms_
+from densekit.layers.testing import randomize_norms_, torch_threads
 from densekit.necks import FPN
 from densekit.registry import MODELS
 
 ATOL = RTOL = 1e-5  # |a - b| <= 1e-5 + 1e-5 |b|
 CHANNELS = [4, 6, 8, 10]
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    with torch_threads(1):
+        yield
 
 
 def pyramid(batch, size, channels=CHANNELS, seed=0):

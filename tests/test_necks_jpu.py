@@ -7,13 +7,18 @@ from mmdet.registry import MODELS as MMDET_MODELS
 from mmseg.models.necks import JPU as PeerJPU
 from mmseg.registry import MODELS as MMSEG_MODELS
 
-from densekit.layers import set_fast_eval
-from densekit.layers.testing import randomize_norms_
+from densekit.layers import fuse_model, set_fast_eval
+from densekit.layers.testing import randomize_norms_, torch_threads
 from densekit.necks import JPU
 from densekit.necks.convert import convert_state_dict
 
 ATOL = RTOL = 1e-5  # |a - b| <= 1e-5 + 1e-5 |b|
 CHANNELS = (6, 8, 12)
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    with torch_threads(1):
+        yield
 
 
 def pyramid(batch, size, channels=CHANNELS, seed=0):
@@ -61,6 +66,16 @@ def test_jpu_matches_mmseg_eval_and_train(cfg, batch, size):
     for a, b in zip(ins, ref_ins):
         if b.grad is not None:
             torch.testing.assert_close(a.grad, b.grad, atol=1e-4, rtol=1e-5)
+
+
+def test_jpu_deploy_fuse_matches_peer():
+    ours, peer = build_pair()
+    feats = pyramid(2, (24, 20))
+    with torch.no_grad():
+        refs = peer.eval()(feats)
+        fused = fuse_model(ours)
+        assert not any('.bn.' in key for key in fused.state_dict())
+        assert_same(fused(feats), refs)
 
 
 def test_jpu_key_conversion_is_explicit_and_idempotent():

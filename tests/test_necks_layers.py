@@ -21,9 +21,14 @@ from densekit.layers import (
     valid_tap_fraction,
     zone_plan,
 )
-from densekit.layers.testing import randomize_norms_
+from densekit.layers.testing import randomize_norms_, torch_threads
 
 ATOL = RTOL = 1e-5  # |a - b| <= 1e-5 + 1e-5 |b|
+
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    with torch_threads(1):
+        yield
 
 
 @pytest.mark.parametrize('spec, expected', [

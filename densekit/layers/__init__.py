@@ -8,7 +8,12 @@
 * :mod:`~densekit.layers.taps` - convolutions that skip taps falling in the zero padding;
 * :mod:`~densekit.layers.polyphase` - dilated depthwise convs on polyphase components.
 """
-from densekit.layers.conv_norm_act import ConvNormAct, SeparableConvNormAct, conv_forward
+from densekit.layers.conv_norm_act import (
+    ConvNormAct,
+    SeparableConvNormAct,
+    conv_forward,
+    fuse_model,
+)
 from densekit.layers.factory import (
     SPATIAL_DIMS,
     LayerFactory,
@@ -32,7 +37,8 @@ from densekit.layers.taps import conv_skip_padding, valid_tap_fraction, zone_pla
 __all__ = [
     'SPATIAL_DIMS', 'LayerFactory', 'as_tuple', 'check_features', 'check_spatial_dims',
     'interp_mode', 'resize', 'LayerSpec', 'normalize_spec', 'ConvNormAct',
-    'SeparableConvNormAct', 'conv_forward', 'FoldedParams', 'can_fold', 'fold_conv_bn',
-    'fuse_conv_bn', 'set_fast_eval', 'conv_skip_padding', 'valid_tap_fraction', 'zone_plan',
-    'cat_phases', 'channels_last', 'conv_polyphase', 'empty_channels_last', 'is_channels_last',
+    'SeparableConvNormAct', 'conv_forward', 'fuse_model', 'FoldedParams', 'can_fold',
+    'fold_conv_bn', 'fuse_conv_bn', 'set_fast_eval', 'conv_skip_padding', 'valid_tap_fraction',
+    'zone_plan', 'cat_phases', 'channels_last', 'conv_polyphase', 'empty_channels_last',
+    'is_channels_last',
 ]

@@ -6,10 +6,14 @@ ConvModule's (``conv.weight``, ``bn.running_mean``, ``gn.weight``, ``activate.we
 OpenMMLab checkpoints load as they are.
 
 Eval fast path (``fast_eval=True``, the default): when the norm is a BatchNorm using running
-statistics it is folded into the conv (:mod:`densekit.layers.fold`); without autograd the
-activation runs in place on the fresh conv output; and zero-padded convs whose taps mostly fall
-in the padding (large dilations on small maps) only compute the in-bounds taps
-(:mod:`densekit.layers.taps`, used in training too).
+statistics it is folded into the conv (:mod:`densekit.layers.fold`), with the folded weight
+cached in the input's memory format; without autograd the activation runs in place on the
+fresh conv output. :func:`fuse_model` makes the folding permanent (deploy).
+
+Exact algorithm choices (train and eval): zero-padded convs whose taps mostly fall in the
+padding (large dilations on small maps) only compute the in-bounds taps
+(:mod:`densekit.layers.taps`), and dilated depthwise convs on channels-last inputs run on
+polyphase components (:mod:`densekit.layers.polyphase`).
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ from densekit.layers.polyphase import (
 )
 from densekit.layers.taps import conv_skip_padding, skip_plan
 
-__all__ = ['ConvNormAct', 'SeparableConvNormAct', 'conv_forward']
+__all__ = ['ConvNormAct', 'SeparableConvNormAct', 'conv_forward', 'fuse_model']
 
 _INPLACE_FNS = {
     nn.ReLU: lambda m, x: torch.relu_(x),
@@ -400,3 +404,13 @@ class SeparableConvNormAct(nn.Module):
                                    and pw.pointwise_in_phases(x, factors)):
             return pw(dw(x), out=out), None
         return pw(dw.forward_phases(x, factors)), factors
+
+
+def fuse_model(model: nn.Module) -> nn.Module:
+    """Deploy: :meth:`ConvNormAct.fuse` every block of ``model`` (BatchNorms folded for good,
+    their state-dict keys removed). Returns ``model`` in eval mode."""
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, ConvNormAct):
+            module.fuse()
+    return model

@@ -1,10 +1,13 @@
-"""Helpers for tests and benchmarks: give norm layers non-trivial parameters and statistics."""
+"""Helpers for tests and benchmarks: non-trivial norm statistics, thread control."""
 from __future__ import annotations
+
+import contextlib
+from typing import Iterator
 
 import torch
 from torch import nn
 
-__all__ = ['randomize_norms_']
+__all__ = ['randomize_norms_', 'torch_threads']
 
 
 @torch.no_grad()
@@ -30,3 +33,18 @@ def randomize_norms_(model: nn.Module, seed: int = 0) -> nn.Module:
             module.running_var.copy_(torch.rand(module.running_var.shape, generator=gen) * 1.5
                                      + 0.5)
     return model
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` intra-op threads, restoring the previous setting after.
+
+    Tests on tiny tensors use one thread: on a loaded 2-core machine OpenMP hand-offs cost more
+    than the work.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -7,11 +7,14 @@ Layout and key names follow the ASPP part of mmseg's ``ASPPHead`` (``image_pool`
 
 Work saved against a literal implementation (results equal up to float rounding):
 
-* dilated convs skip the taps that fall entirely in the zero padding
-  (:mod:`densekit.layers.taps`) - most of the work of rate 24/36 branches on 64x64 maps;
+* inference runs channels-last, where oneDNN's forward kernels skip the taps of dilated convs
+  that fall entirely in the zero padding - most of the work of rate 24/36 branches on 64x64
+  maps; training stays NCHW and splits those convs into zones of in-bounds taps
+  (:mod:`densekit.layers.taps`), forward and backward;
 * the image-pooling branch is constant over space, so its share of the bottleneck conv is a
   per-sample bias (exact at the borders) instead of ``channels`` more input channels;
-* without autograd the branches write straight into the concatenation buffer.
+* BatchNorm is folded into the convs in eval mode, and without autograd the branches write
+  straight into the concatenation buffer with in-place activations.
 """
 from __future__ import annotations
 
