@@ -20,6 +20,8 @@ SUITE_MODULES: List[str] = [
     'densekit.necks.bench',
     'densekit.backbones.piip_bench',
     'densekit.augment_bench',
+    'densekit.tasks.medical3d.bench',
+    'densekit.tasks.restoration.bench',
 ]
 
 

@@ -108,6 +108,8 @@ def _lazy(module: str, name: str) -> Callable[[Path, Path], Dict[str, float]]:
 # must announce its time budget and keep the whole tour within 40 minutes on a 2-core CPU.
 STAGES: Dict[str, Callable[[Path, Path], Dict[str, float]]] = {
     'seg': stage_seg,
+    'sr': _lazy('densekit.tasks.restoration.demo', 'stage_sr'),
+    'derain': _lazy('densekit.tasks.restoration.demo', 'stage_derain'),
     'det': stage_det,
     'medical': _lazy('densekit.tasks.medical3d.demo', 'stage_medical'),
 }

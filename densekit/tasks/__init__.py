@@ -1,2 +1,7 @@
 """Task families: segmentation, detection, restoration and medical 3D segmentation."""
-from densekit.tasks import detection, segmentation  # noqa: F401
+from densekit.tasks import (  # noqa: F401
+    detection,
+    medical3d,  # noqa: F401
+    restoration,
+    segmentation,
+)

@@ -1,0 +1,122 @@
+"""STU-Net building blocks: the residual block and the weight-free upsampling, dimension-generic.
+
+* :class:`ResBlock` - conv3 -> InstanceNorm(affine) -> LeakyReLU -> conv3 -> IN, plus the
+  shortcut (identity, or a 1x1 conv with the block's stride when the shape changes), then
+  LeakyReLU. The stride sits in the first conv.
+* :class:`UpConcat` - nearest upsampling and a 1x1 conv to the skip's channels, concatenated
+  with the skip. The 1x1 conv runs *before* the upsampling: a pointwise conv commutes with
+  nearest upsampling, so the result is STU-Net's (upsample, then conv) at 1/8 of the cost.
+
+Every conv, norm and activation comes from :class:`~densekit.layers.ConvNormAct` /
+:class:`~densekit.layers.LayerFactory`, so ``spatial_dims=2`` gives the 2D blocks.
+Under :func:`~densekit.tasks.medical3d.fast_eval.fast_inference` the residual block takes an
+exact fast path (in-place norm, activation and residual).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from densekit.layers import ConvNormAct, LayerFactory, as_tuple
+from densekit.tasks.medical3d.fast_eval import instance_norm_act_, is_fast_inference
+
+__all__ = ['ResBlock', 'UpConcat', 'DEFAULT_NORM', 'DEFAULT_ACT']
+
+DEFAULT_NORM = dict(type='IN', affine=True)
+DEFAULT_ACT = dict(type='LeakyReLU', negative_slope=0.01)
+
+
+def _slope(act: Optional[nn.Module]) -> Optional[float]:
+    if isinstance(act, nn.LeakyReLU):
+        return float(act.negative_slope)
+    if isinstance(act, nn.ReLU):
+        return 0.0
+    return None
+
+
+def _is_instance_norm(norm: Optional[nn.Module]) -> bool:
+    return isinstance(norm, nn.modules.instancenorm._InstanceNorm) and \
+        not norm.track_running_stats
+
+
+class ResBlock(nn.Module):
+    """STU-Net residual block.
+
+    Args:
+        spatial_dims: 3 (NCDHW) or 2 (NCHW).
+        in_channels: Input channels.
+        out_channels: Output channels.
+        stride: Stride of the first conv and of the shortcut (int or per axis).
+        kernel_size: Kernel of both convs (3 in STU-Net).
+        norm_cfg: Norm spec (default ``dict(type='IN', affine=True)``).
+        act_cfg: Activation spec (default LeakyReLU 0.01).
+
+    Example:
+        >>> block = ResBlock(3, 4, 8, stride=2)
+        >>> block(torch.rand(2, 4, 16, 16, 8)).shape
+        torch.Size([2, 8, 8, 8, 4])
+    """
+
+    def __init__(self, spatial_dims: int, in_channels: int, out_channels: int,
+                 stride: Union[int, Sequence[int]] = 1, kernel_size: int = 3,
+                 norm_cfg: Any = DEFAULT_NORM, act_cfg: Any = DEFAULT_ACT) -> None:
+        super().__init__()
+        stride = as_tuple(stride, spatial_dims, 'stride', minimum=1)
+        pad = kernel_size // 2
+        self.conv1 = ConvNormAct(spatial_dims, in_channels, out_channels, kernel_size,
+                                 stride=stride, padding=pad, norm_cfg=norm_cfg, act_cfg=act_cfg)
+        self.conv2 = ConvNormAct(spatial_dims, out_channels, out_channels, kernel_size,
+                                 padding=pad, norm_cfg=norm_cfg, act_cfg=None)
+        self.shortcut: Optional[ConvNormAct] = None
+        if in_channels != out_channels or any(s != 1 for s in stride):
+            self.shortcut = ConvNormAct(spatial_dims, in_channels, out_channels, 1,
+                                        stride=stride, bias=True, norm_cfg=None, act_cfg=None)
+        self.act = LayerFactory(spatial_dims).act(act_cfg)
+        self._fusable = (_is_instance_norm(self.conv1.norm) and
+                         _is_instance_norm(self.conv2.norm) and _slope(self.act) is not None
+                         and _slope(self.conv1.activate) is not None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, C_in, *spatial)`` -> ``(N, C_out, *spatial / stride)``."""
+        if self._fusable and is_fast_inference():
+            return self._forward_fast(x)
+        y = self.conv2(self.conv1(x))
+        residual = x if self.shortcut is None else self.shortcut(x)
+        return self.act(y + residual)
+
+    def _forward_fast(self, x: Tensor) -> Tensor:
+        y = instance_norm_act_(self.conv1.conv(x), self.conv1.norm, _slope(self.conv1.activate))
+        y = instance_norm_act_(self.conv2.conv(y), self.conv2.norm, None)
+        y.add_(x if self.shortcut is None else self.shortcut.conv(x))
+        return F.leaky_relu_(y, _slope(self.act))
+
+
+class UpConcat(nn.Module):
+    """Upsample the coarse map to the skip's size and concatenate: ``[up(conv1x1(x)), skip]``.
+
+    Args:
+        spatial_dims: 3 or 2.
+        in_channels: Channels of the coarse map.
+        skip_channels: Channels of the skip (and of the upsampled map).
+
+    Example:
+        >>> up = UpConcat(3, 16, 8)
+        >>> up(torch.rand(1, 16, 4, 4, 4), torch.rand(1, 8, 8, 8, 8)).shape
+        torch.Size([1, 16, 8, 8, 8])
+    """
+
+    def __init__(self, spatial_dims: int, in_channels: int, skip_channels: int) -> None:
+        super().__init__()
+        self.spatial_dims = spatial_dims
+        self.proj = ConvNormAct(spatial_dims, in_channels, skip_channels, 1, bias=True,
+                                norm_cfg=None, act_cfg=None)
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        """``x`` ``(N, C_in, *coarse)`` and ``skip`` ``(N, C_skip, *fine)`` ->
+        ``(N, 2 C_skip, *fine)``."""
+        low = self.proj(x)
+        up = F.interpolate(low, size=tuple(skip.shape[2:]), mode='nearest')
+        return torch.cat([up, skip], dim=1)

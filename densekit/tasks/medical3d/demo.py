@@ -1,0 +1,76 @@
+"""The ``medical`` stage of ``densekit demo``: a residual U-Net on built-in MR phantoms.
+
+Generates the phantoms, trains the CPU-tiny U-Net inside a time budget, evaluates Dice and HD95
+on the held-out validation phantoms, segments a held-out test phantom through ``densekit
+infer`` (NIfTI output with the input's affine and header) and draws its axial, coronal and
+sagittal slices with the prediction overlaid.
+"""
+from __future__ import annotations
+
+import os.path as osp
+from pathlib import Path
+from typing import Dict
+
+import cv2
+import nibabel as nib
+import numpy as np
+import torch
+from mmengine.config import Config
+
+from densekit.fileio import atomic_write_bytes
+
+CONFIG = 'medical3d/resunet-tiny_1xb2-phantoms-48x48x48.py'
+CPU_BUDGET_S = 420
+GPU_BUDGET_S = 120
+
+
+def stage_medical(work_dir: Path, data_root: Path) -> Dict[str, float]:
+    """Medical 3D: residual U-Net on phantoms; mean foreground Dice plus a segmented NIfTI."""
+    from densekit import apis
+    from densekit.demo import CONFIG_DIR, _banner, _device_note
+    from densekit.inference import infer
+    from densekit.tasks.medical3d.metrics import dice_score
+    from densekit.tasks.medical3d.phantoms import generate_phantoms
+    from densekit.tasks.medical3d.viz import render_slices
+
+    gpu = torch.cuda.is_available()
+    budget_s = GPU_BUDGET_S if gpu else CPU_BUDGET_S
+    _banner(f'medical: residual 3D U-Net on built-in MR phantoms; time budget '
+            f'{budget_s // 60} min training + ~1 min evaluation and inference ({_device_note()})')
+    root = generate_phantoms(data_root / 'phantoms', num_train=24, num_val=6, num_test=2)
+    cfg = Config.fromfile(str(CONFIG_DIR / CONFIG))
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = str(root)
+    cfg.work_dir = str(work_dir)
+    max_iters = 1500 if gpu else cfg.train_cfg.max_iters
+    cfg.train_cfg.max_iters = cfg.train_cfg.val_interval = max_iters
+    cfg.param_scheduler[-1].end = max_iters
+    cfg.default_hooks.checkpoint.interval = max_iters
+    cfg.custom_hooks = [*cfg.get('custom_hooks', []),
+                        dict(type='densekit.TimeBudgetHook', budget_s=budget_s)]
+    cfg.dump(str(work_dir / 'config.py'))
+    runner = apis.train(cfg)
+    checkpoint = osp.join(work_dir, f'iter_{runner.iter}.pth')
+    metrics = apis.test(cfg, checkpoint)
+
+    test_image = root / 'imagesTs' / 'phantom_030_0000.nii.gz'
+    summary = infer(cfg, checkpoint, [str(test_image)], str(work_dir / 'predictions'))
+    pred_path = summary.written[0]
+    pred = np.asarray(nib.load(pred_path).dataobj)
+    truth = np.asarray(nib.load(str(root / 'labelsTs' / 'phantom_030.nii.gz')).dataobj)
+    image = nib.load(str(test_image))
+    picture = render_slices(np.asarray(image.get_fdata(dtype=np.float32)), pred, image.affine)
+    ok, png = cv2.imencode('.png', picture)
+    if not ok:
+        raise RuntimeError('could not encode the overlay picture')
+    png_path = work_dir / 'phantom_030_overlay.png'
+    atomic_write_bytes(png.tobytes(), png_path)
+    test_dice = float(np.mean([dice_score(pred == c, truth == c) for c in (1, 2)]))
+    print(f'medical: mean foreground Dice {metrics["dice"]:.3f} (organ '
+          f'{metrics["dice_organ"]:.3f}, lesion {metrics["dice_lesion"]:.3f}), HD95 '
+          f'{metrics["hd95"]:.2f} mm on {len(runner.test_dataloader.dataset)} held-out phantoms '
+          f'after {runner.iter} iterations; test phantom Dice {test_dice:.3f}, segmentation '
+          f'{pred_path}, picture {png_path}')
+    return {'dice': float(metrics['dice']), 'dice_organ': float(metrics['dice_organ']),
+            'dice_lesion': float(metrics['dice_lesion']), 'hd95': float(metrics['hd95']),
+            'test_case_dice': test_dice, 'train_iters': float(runner.iter)}

@@ -1,0 +1,199 @@
+"""NIfTI input and output through nibabel, with the checks every reader needs.
+
+* :func:`channel_files` finds the channels of a case: nnU-Net naming (``case_0000.nii.gz``,
+  ``case_0001.nii.gz``, ...) or one file (3D, or an MSD 4D image whose last axis is channels).
+* :func:`read_case` loads the channels and an optional label map into arrays in the files' own
+  voxel order, and raises ``ValueError`` naming the file for: unreadable files, NaN / inf
+  voxels, channels or labels whose shape or affine disagree with the first image, and label
+  maps that are not non-negative integers.
+* :func:`write_labels` writes a label map with a reference image's affine and header as
+  ``uint8`` (or ``uint16`` above 255), atomically.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import os.path as osp
+import re
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple
+
+import nibabel as nib
+import numpy as np
+
+from densekit.fileio import atomic_write_bytes
+
+__all__ = ['NIFTI_SUFFIXES', 'channel_files', 'case_id', 'read_case', 'write_labels', 'Case',
+           'load_nifti']
+
+NIFTI_SUFFIXES = ('.nii', '.nii.gz')
+_CHANNEL_RE = re.compile(r'^(?P<case>.+)_(?P<channel>\d{4})(?P<ext>\.nii(\.gz)?)$')
+AFFINE_ATOL = 1e-3  # mm
+
+
+class UnreadableNifti(ValueError):
+    """A file could not be decoded as NIfTI."""
+
+
+def _strip_suffix(name: str) -> str:
+    for ext in ('.nii.gz', '.nii'):
+        if name.endswith(ext):
+            return name[:-len(ext)]
+    return name
+
+
+def case_id(path: str) -> str:
+    """Case name of an image file: ``'/d/liver_007_0000.nii.gz'`` -> ``'liver_007'``."""
+    name = osp.basename(path)
+    match = _CHANNEL_RE.match(name)
+    return match.group('case') if match else _strip_suffix(name)
+
+
+def channel_files(path: str) -> List[str]:
+    """All channel files of the case ``path`` belongs to (sorted by channel index).
+
+    For ``case_0001.nii.gz`` the result starts with ``case_0000.nii.gz``; a file without the
+    ``_XXXX`` channel suffix is its own (possibly 4D) case.
+    """
+    name = osp.basename(path)
+    match = _CHANNEL_RE.match(name)
+    if not match:
+        return [path]
+    folder = osp.dirname(path) or '.'
+    prefix, ext = match.group('case'), match.group('ext')
+    found = []
+    for other in os.listdir(folder):
+        m = _CHANNEL_RE.match(other)
+        if m and m.group('case') == prefix and m.group('ext') == ext:
+            found.append((int(m.group('channel')), osp.join(folder, other)))
+    found.sort()
+    indices = [i for i, _ in found]
+    if indices != list(range(len(indices))):
+        raise ValueError(f'channel files of case {prefix!r} in {folder} must be numbered '
+                         f'0000, 0001, ... without gaps; found {indices}')
+    return [p for _, p in found]
+
+
+def load_nifti(path: str) -> nib.Nifti1Image:
+    """Load a NIfTI file; raise :class:`UnreadableNifti` (a ``ValueError``) naming it if corrupt."""
+    if not str(path).endswith(NIFTI_SUFFIXES):
+        raise ValueError(f'{path}: expected a NIfTI file ({", ".join(NIFTI_SUFFIXES)})')
+    try:
+        img = nib.load(path)
+        img.get_fdata(dtype=np.float32)  # decode now: a truncated file fails here
+    except Exception as err:  # nibabel raises many types for corrupt files
+        raise UnreadableNifti(f'{path}: unreadable or corrupt NIfTI ({err})') from err
+    return img
+
+
+@dataclass
+class Case:
+    """A loaded case in file voxel order.
+
+    Attributes:
+        image: ``(C, X, Y, Z)`` float32.
+        label: ``(X, Y, Z)`` int64 or None.
+        affine: 4x4 voxel-to-world (RAS mm) of the first channel.
+        header: NIfTI header of the first channel.
+        image_paths: Channel files.
+        label_path: Label file or None.
+    """
+
+    image: np.ndarray
+    label: Optional[np.ndarray]
+    affine: np.ndarray
+    header: nib.Nifti1Header
+    image_paths: Tuple[str, ...]
+    label_path: Optional[str]
+
+
+def _finite(data: np.ndarray, path: str) -> None:
+    bad = ~np.isfinite(data)
+    if bad.any():
+        raise ValueError(f'{path}: {int(bad.sum())} NaN or infinite voxels; fix or mask them '
+                         f'before inference')
+
+
+def _same_grid(ref_shape: Sequence[int], ref_affine: np.ndarray, ref_path: str,
+               shape: Sequence[int], affine: np.ndarray, path: str, what: str) -> None:
+    if tuple(shape) != tuple(ref_shape):
+        raise ValueError(f'{path}: {what} shape {tuple(shape)} differs from {ref_path} '
+                         f'shape {tuple(ref_shape)}')
+    if not np.allclose(affine, ref_affine, rtol=1e-5, atol=AFFINE_ATOL):
+        raise ValueError(f'{path}: {what} affine differs from {ref_path} (max difference '
+                         f'{float(np.abs(affine - ref_affine).max()):.4g}); resample it onto '
+                         f'the image grid first')
+
+
+def read_case(image_paths: Sequence[str], label_path: Optional[str] = None) -> Case:
+    """Load the channels (and label map) of one case, checking that they agree.
+
+    Args:
+        image_paths: One file per channel, or one 3D/4D file (4D: last axis = channels).
+        label_path: Optional label map on the same grid.
+
+    Raises:
+        ValueError: naming the offending file (see the module docstring).
+    """
+    if not image_paths:
+        raise ValueError('image_paths is empty; expected at least one NIfTI file')
+    channels: List[np.ndarray] = []
+    ref_path = image_paths[0]
+    first = load_nifti(ref_path)
+    affine, header = first.affine, first.header
+    for path in image_paths:
+        img = first if path == ref_path else load_nifti(path)
+        data = np.asarray(img.get_fdata(dtype=np.float32))
+        if data.ndim == 4 and len(image_paths) == 1:
+            parts = [data[..., c] for c in range(data.shape[3])]
+        elif data.ndim == 3 or (data.ndim == 4 and data.shape[3] == 1):
+            parts = [data.reshape(data.shape[:3])]
+        else:
+            raise ValueError(f'{path}: expected a 3D volume (or one 4D MSD image with channels '
+                             f'last), got shape {data.shape}')
+        _finite(data, path)
+        _same_grid(first.shape[:3], affine, ref_path, data.shape[:3], img.affine, path,
+                   'channel')
+        channels += parts
+    image = np.stack(channels).astype(np.float32, copy=False)
+    label = None
+    if label_path is not None:
+        limg = load_nifti(label_path)
+        raw = np.asarray(limg.get_fdata(dtype=np.float32))
+        if raw.ndim == 4 and raw.shape[3] == 1:
+            raw = raw[..., 0]
+        _same_grid(first.shape[:3], affine, ref_path, raw.shape, limg.affine, label_path,
+                   'label')
+        _finite(raw, label_path)
+        label = np.rint(raw).astype(np.int64)
+        if np.abs(raw - label).max(initial=0) > 1e-3 or label.min(initial=0) < 0:
+            raise ValueError(f'{label_path}: a label map must hold non-negative integers')
+    return Case(image, label, affine, header, tuple(image_paths), label_path)
+
+
+def write_labels(labels: np.ndarray, affine: np.ndarray, header: nib.Nifti1Header,
+                 path: str) -> str:
+    """Write ``labels`` ``(X, Y, Z)`` with an input's ``affine`` and ``header``, atomically.
+
+    The dtype is ``uint8`` for labels up to 255, else ``uint16``; scaling is reset so the
+    stored values are the labels. ``.nii.gz`` paths are gzip-compressed.
+
+    Returns:
+        ``path``.
+    """
+    labels = np.asarray(labels)
+    shape = tuple(int(n) for n in header.get_data_shape()[:3])
+    if labels.shape != shape:
+        raise ValueError(f'labels shape {labels.shape} does not match the image grid {shape}')
+    top = int(labels.max(initial=0))
+    dtype = np.uint8 if top <= 255 else np.uint16
+    header = header.copy()
+    header.set_data_dtype(dtype)
+    out = nib.Nifti1Image(labels.astype(dtype), affine, header)
+    out.header.set_slope_inter(1.0, 0.0)
+    out.header['cal_min'], out.header['cal_max'] = 0, top
+    data = out.to_bytes()
+    if path.endswith('.gz'):
+        data = gzip.compress(data, compresslevel=6)
+    atomic_write_bytes(data, path)
+    return path
