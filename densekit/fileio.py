@@ -38,6 +38,10 @@ def atomic_open(path: PathLike, mode: str = 'wb', *, encoding: str | None = None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.tmp-', dir=path.parent)
+    # mkstemp creates 0600 files; give the output the permissions open() would have
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         with os.fdopen(fd, mode, encoding=encoding) as handle:
             yield handle

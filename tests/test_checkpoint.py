@@ -65,6 +65,9 @@ def test_atomic_write_keeps_old_file_when_writer_dies(tmp_path: Path) -> None:
             raise KeyboardInterrupt  # the process is interrupted mid-save
     assert target.read_bytes() == b'old complete checkpoint'
     assert [p.name for p in tmp_path.iterdir()] == ['ckpt.pth']  # no temporary left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
 
 def test_mmengine_local_backend_is_atomic() -> None:
