@@ -175,3 +175,20 @@ def test_grad_flows_when_the_input_requires_grad():
     out = sliding_window_inference(x, 8, 2, net, overlap=0.5, mode='gaussian')
     out.sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def test_call_planner_measures_then_keeps_the_faster_call_pattern():
+    from densekit.tasks.medical3d.batching import CallPlanner
+
+    planner = CallPlanner(4, None, adaptive=True)
+    steps = []
+    for index in range(9):
+        step = planner.step(index)
+        steps.append(step)
+        planner.record(index, 0.1 * (1 if step == 1 else 8), 4)  # split: 0.4 s, full: 0.8 s
+    assert steps == [4, 1, 4, 1, 4, 1, 1, 1, 1]
+    assert CallPlanner(4, 2, adaptive=True).step(7) == 2
+    assert CallPlanner(4, None, adaptive=False).step(7) == 4
+    with pytest.raises(ValueError, match='micro_batch'):
+        sliding_window_inference(torch.zeros(1, 1, 8, 8, 8), 4, 2, nn.Identity(),
+                                 micro_batch='fastest')

@@ -129,7 +129,7 @@ class MedicalSegMetric(BaseMetric):
         prefix: mmengine's.
     """
 
-    default_prefix: Optional[str] = None
+    default_prefix: Optional[str] = ''  # metric names without a prefix: 'dice', 'hd95'
 
     def __init__(self, hd95: bool = True, collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:

@@ -14,9 +14,9 @@ blended output (within float rounding). Differences, all invisible in the result
 * the network runs under ``torch.inference_mode`` (unless the input requires grad) and through
   :func:`~densekit.tasks.medical3d.fast_eval.fast_inference` (oneDNN for all 3D convs, faster
   instance-norm statistics; same results within rounding);
-* on CPU, an eval-mode ``nn.Module`` predictor gets large windows (>= 48^3) of a batch one at
-  a time (``micro_batch``): a per-sample network gives the same result, and a batch of large
-  3D windows runs slower per window than single windows on CPU.
+* on CPU, for an eval-mode ``nn.Module`` predictor, window batches are run either as one
+  call or one window per call, whichever measures faster on the first batches (``micro_batch``;
+  a per-sample network gives the same result either way).
 
 :func:`sliding_window_labels` is the usual case of segmentation: it returns the argmax labels
 without ever holding a full-volume float buffer per class; each slab is blended, normalised and
@@ -26,13 +26,14 @@ class scores.
 from __future__ import annotations
 
 import contextlib
-import math
+import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densekit.tasks.medical3d.batching import CallPlanner
 from densekit.tasks.medical3d.blend import Blender, FullSink, LabelSink
 from densekit.tasks.medical3d.windows import (
     BLEND_MODES,
@@ -44,9 +45,6 @@ from densekit.tasks.medical3d.windows import (
 __all__ = ['sliding_window_inference', 'sliding_window_labels']
 
 _PAD_MODES = ('constant', 'reflect', 'replicate', 'circular')
-# windows from this size up run one at a time on CPU (measured: a batch of two 64^3 windows
-# costs ~1.3x per window; below ~48^3 the per-call overhead wins and batches stay)
-MICRO_BATCH_MIN_VOXELS = 48 ** 3
 
 
 def _check_args(inputs: Any, sw_batch_size: Any, overlap: Any, mode: Any,
@@ -107,7 +105,7 @@ def _run(inputs: Tensor, roi_size: Any, sw_batch_size: int, predictor: Callable,
          overlap: Any, mode: Any, sigma_scale: Any, padding_mode: Any, cval: float,
          sw_device: Any, device: Any, progress: bool, roi_weight_map: Optional[Tensor],
          process_fn: Optional[Callable], with_coord: bool, labels: bool, fast: bool,
-         micro_batch: Optional[int], args: Tuple, kwargs: Dict) -> Any:
+         micro_batch: Union[int, str, None], args: Tuple, kwargs: Dict) -> Any:
     overlaps, mode, padding_mode = _check_args(inputs, sw_batch_size, overlap, mode, padding_mode)
     image_size = tuple(inputs.shape[2:])
     roi = fall_back_roi(roi_size, image_size)
@@ -150,14 +148,14 @@ def _run(inputs: Tensor, roi_size: Any, sw_batch_size: int, predictor: Callable,
                 stack.enter_context(fast_inference())
         return stack
 
-    step = micro_batch if micro_batch is not None else sw_batch_size
-    if micro_batch is None and sw_device.type == 'cpu' and process_fn is None \
-            and math.prod(roi) >= MICRO_BATCH_MIN_VOXELS and _per_sample(predictor):
-        step = 1
-    if not isinstance(step, int) or isinstance(step, bool) or step < 1:
-        raise ValueError(f'micro_batch must be a positive int or None, got {micro_batch!r}')
+    auto = micro_batch == 'auto'
+    planner = CallPlanner(sw_batch_size, None if auto else micro_batch,
+                          adaptive=auto and sw_device.type == 'cpu' and process_fn is None
+                          and _per_sample(predictor))
     with contextlib.nullcontext() if grad_ok else torch.no_grad():
-        for first in range(0, len(all_windows), sw_batch_size):
+        for index, first in enumerate(range(0, len(all_windows), sw_batch_size)):
+            started = time.perf_counter()
+            step = planner.step(index)
             batch = all_windows[first:first + sw_batch_size]
             spatial = [tuple(slice(s, s + r) for s, r in zip(start, roi)) for _, start in batch]
             win = torch.cat([padded[(slice(b, b + 1), slice(None), *sl)]
@@ -184,6 +182,7 @@ def _run(inputs: Tensor, roi_size: Any, sw_batch_size: int, predictor: Callable,
                     outs, w = process_fn(outs, sub_win, weights)
                     outs = tuple(outs) if isinstance(outs, (list, tuple)) else (outs,)
                 blender.add(sub, outs, w)
+            planner.record(index, time.perf_counter() - started, len(batch))
             if bar is not None:
                 bar.update(len(batch))
         results = blender.finish()
@@ -227,7 +226,8 @@ def sliding_window_inference(
         device: Union[torch.device, str, None] = None, progress: bool = False,
         roi_weight_map: Optional[Tensor] = None, process_fn: Optional[Callable] = None,
         buffer_steps: Optional[int] = None, buffer_dim: int = -1, with_coord: bool = False,
-        *args: Any, fast: bool = True, micro_batch: Optional[int] = None, **kwargs: Any) -> Any:
+        *args: Any, fast: bool = True, micro_batch: Union[int, str, None] = 'auto',
+        **kwargs: Any) -> Any:
     """Blend ``predictor`` over overlapping windows of ``inputs`` (MONAI-compatible).
 
     Args:
@@ -253,12 +253,12 @@ def sliding_window_inference(
         with_coord: Call ``predictor(windows, coords, ...)`` with MONAI's slice lists.
         *args: Passed to ``predictor``.
         fast: Run the predictor under :func:`fast_inference` (keyword only; default True).
-        micro_batch: Windows per network call within a window batch (keyword only). None =
-            automatic: 1 when the windows are on the CPU, hold at least 48^3 voxels and
-            ``predictor`` is an ``nn.Module`` (or its bound method) with every submodule in
-            eval mode - such a network treats samples independently, so the result is the
-            same, and on CPU a 3D network runs a batch of large windows slower per window than
-            one window at a time; otherwise ``sw_batch_size``.
+        micro_batch: Windows per network call within a window batch (keyword only): an int,
+            None (= ``sw_batch_size``, MONAI's behaviour) or ``'auto'`` (default): on CPU, for
+            an ``nn.Module`` predictor (or its bound method) with every submodule in eval mode
+            - which treats windows independently, so the result is the same - time full and
+            single-window calls on the first batches and keep the faster
+            (:mod:`~densekit.tasks.medical3d.batching`); otherwise ``sw_batch_size``.
         **kwargs: Passed to ``predictor`` (``condition`` is windowed like the input, as MONAI).
 
     Returns:
@@ -291,7 +291,7 @@ def sliding_window_labels(
         sw_device: Union[torch.device, str, None] = None,
         device: Union[torch.device, str, None] = None, progress: bool = False,
         roi_weight_map: Optional[Tensor] = None, fast: bool = True,
-        micro_batch: Optional[int] = None, **kwargs: Any) -> Tensor:
+        micro_batch: Union[int, str, None] = 'auto', **kwargs: Any) -> Tensor:
     """Argmax labels of the blended prediction, computed slab by slab.
 
     Gives ``sliding_window_inference(...).argmax(1)`` without a full-volume float buffer per
