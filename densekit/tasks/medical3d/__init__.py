@@ -17,6 +17,12 @@ from densekit.tasks.medical3d.metrics import MedicalSegMetric, dice_score, hd95
 from densekit.tasks.medical3d.nifti import read_case, write_labels
 from densekit.tasks.medical3d.phantoms import generate_phantoms
 from densekit.tasks.medical3d.preprocess import Preprocessor
+from densekit.tasks.medical3d.reversible import (
+    InvertedBottleneck,
+    ReversibleCoupling,
+    ReversibleSequence,
+    RevUNetEncoder,
+)
 from densekit.tasks.medical3d.segmentor import MedicalDataPreprocessor, MedicalSegmentor
 from densekit.tasks.medical3d.sliding_window import sliding_window_inference, sliding_window_labels
 from densekit.tasks.medical3d.transforms import (
@@ -38,5 +44,6 @@ __all__ = [
     'generate_phantoms', 'RandomPatch3D', 'RandomFlip3D', 'RandomRotate90', 'RandomAffine3D',
     'RandomIntensity3D', 'RandomGamma3D', 'PackMedicalInputs', 'MedicalSegMetric', 'dice_score',
     'hd95', 'sliding_window_inference', 'sliding_window_labels', 'importance_map',
-    'fast_inference',
+    'fast_inference', 'InvertedBottleneck', 'ReversibleCoupling', 'ReversibleSequence',
+    'RevUNetEncoder',
 ]

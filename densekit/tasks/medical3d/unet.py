@@ -53,7 +53,8 @@ def _positive_ints(values: Any, argname: str) -> Tuple[int, ...]:
 
 def _run_blocks(blocks: nn.Sequential, x: Tensor, with_cp: bool) -> Tensor:
     for block in blocks:
-        if with_cp and x.requires_grad:
+        # blocks that store no activations themselves (reversible ones) gain nothing from it
+        if with_cp and x.requires_grad and not getattr(block, 'stores_no_activations', False):
             x = checkpoint(block, x, use_reentrant=False)
         else:
             x = block(x)
@@ -123,12 +124,18 @@ class ResUNetEncoder(BaseModule):
         self.stages = nn.ModuleList()
         prev = in_channels
         for width, depth, stride in zip(widths, depths, self.strides):
-            blocks = [ResBlock(spatial_dims, prev, width, stride=stride, norm_cfg=norm_cfg,
-                               act_cfg=act_cfg)]
-            blocks += [ResBlock(spatial_dims, width, width, norm_cfg=norm_cfg, act_cfg=act_cfg)
-                       for _ in range(depth - 1)]
-            self.stages.append(nn.Sequential(*blocks))
+            self.stages.append(self._make_stage(prev, width, depth, stride, norm_cfg, act_cfg))
             prev = width
+
+    def _make_stage(self, in_channels: int, width: int, depth: int, stride: Tuple[int, ...],
+                    norm_cfg: Any, act_cfg: Any) -> nn.Sequential:
+        """One stage: ``depth`` residual blocks, the first with ``stride`` (subclasses build
+        other stages from the same arguments)."""
+        blocks = [ResBlock(self.spatial_dims, in_channels, width, stride=stride,
+                           norm_cfg=norm_cfg, act_cfg=act_cfg)]
+        blocks += [ResBlock(self.spatial_dims, width, width, norm_cfg=norm_cfg, act_cfg=act_cfg)
+                   for _ in range(depth - 1)]
+        return nn.Sequential(*blocks)
 
     @property
     def total_stride(self) -> Tuple[int, ...]:
