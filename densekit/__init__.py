@@ -11,6 +11,7 @@ Importing densekit registers every module, makes mmengine's checkpoint loading s
 from densekit import (  # noqa: F401
     augment,
     backbones,
+    blocks,
     checkpoint,
     distributed,
     fileio,

@@ -1,0 +1,27 @@
+"""Reusable building blocks from the seed papers (registered under the densekit scope).
+
+* :class:`DCLSConv` - dilated convolution with learnable spacings (2D / 3D);
+* :class:`FADConv` - frequency-adaptive dilated convolution (2D);
+* :class:`SPDConv` - space-to-depth + non-strided conv (2D / 3D);
+* :class:`scSE`, :class:`ECA` - channel / spatial recalibration (2D / 3D);
+* :class:`DilatedReparamBlock` - UniRepLKNet's re-parameterisable large-kernel block (2D / 3D);
+* :func:`set_convbn_mode` - train / tune / deploy modes of conv + BatchNorm pairs.
+"""
+from densekit.blocks.convbn import CONVBN_MODES, set_convbn_mode
+from densekit.blocks.dcls import DCLSConv
+from densekit.blocks.fadc import FADConv, FreqSelect, frequency_bands
+from densekit.blocks.recalibration import ECA, ChannelSE, SpatialSE, eca_kernel_size, scSE
+from densekit.blocks.reparam import (
+    REPARAM_BRANCHES,
+    DilatedReparamBlock,
+    dilate_kernel,
+    pad_kernel,
+)
+from densekit.blocks.spd import SPDConv, depth_to_space, space_to_depth
+
+__all__ = [
+    'CONVBN_MODES', 'set_convbn_mode', 'DCLSConv', 'FADConv', 'FreqSelect', 'frequency_bands',
+    'ECA', 'ChannelSE', 'SpatialSE', 'eca_kernel_size', 'scSE', 'REPARAM_BRANCHES',
+    'DilatedReparamBlock', 'dilate_kernel', 'pad_kernel', 'SPDConv', 'depth_to_space',
+    'space_to_depth',
+]
