@@ -2,6 +2,7 @@
 
 * :class:`DCLSConv` - dilated convolution with learnable spacings (2D / 3D);
 * :class:`FADConv` - frequency-adaptive dilated convolution (2D);
+* :class:`PConv` - FasterNet's partial convolution;
 * :class:`SPDConv` - space-to-depth + non-strided conv (2D / 3D);
 * :class:`scSE`, :class:`ECA` - channel / spatial recalibration (2D / 3D);
 * :class:`DilatedReparamBlock` - UniRepLKNet's re-parameterisable large-kernel block (2D / 3D);
@@ -10,6 +11,7 @@
 from densekit.blocks.convbn import CONVBN_MODES, set_convbn_mode
 from densekit.blocks.dcls import DCLSConv
 from densekit.blocks.fadc import FADConv, FreqSelect, frequency_bands
+from densekit.blocks.pconv import PConv
 from densekit.blocks.recalibration import ECA, ChannelSE, SpatialSE, eca_kernel_size, scSE
 from densekit.blocks.reparam import (
     REPARAM_BRANCHES,
@@ -21,7 +23,7 @@ from densekit.blocks.spd import SPDConv, depth_to_space, space_to_depth
 
 __all__ = [
     'CONVBN_MODES', 'set_convbn_mode', 'DCLSConv', 'FADConv', 'FreqSelect', 'frequency_bands',
-    'ECA', 'ChannelSE', 'SpatialSE', 'eca_kernel_size', 'scSE', 'REPARAM_BRANCHES',
+    'PConv', 'ECA', 'ChannelSE', 'SpatialSE', 'eca_kernel_size', 'scSE', 'REPARAM_BRANCHES',
     'DilatedReparamBlock', 'dilate_kernel', 'pad_kernel', 'SPDConv', 'depth_to_space',
     'space_to_depth',
 ]
