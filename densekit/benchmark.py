@@ -21,6 +21,7 @@ SUITE_MODULES: List[str] = [
     'densekit.backbones.piip_bench',
     'densekit.augment_bench',
     'densekit.tasks.medical3d.bench',
+    'densekit.tasks.medical3d.rev_bench',
     'densekit.tasks.restoration.bench',
 ]
 
