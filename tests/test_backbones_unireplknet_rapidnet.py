@@ -1,0 +1,235 @@
+"""UniRepLKNet and RapidNet: pyramid shapes / strides, 3D, deploy equivalence, training steps."""
+import math
+
+import pytest
+import torch
+from mmengine.optim import OptimWrapper
+from torch import nn
+
+from densekit.backbones import RapidNet, UniRepLKNet
+from densekit.registry import MODELS
+
+# tiny archs for fast tests (UniRepLKNet keeps its large kernels in stages 1-2)
+TINY_URLK = dict(depths=[1, 1, 2, 1], widths=[8, 16, 24, 32],
+                 kernel_sizes=[(3,), (13,), (13, 3), (7,)])
+TINY_RAPID = dict(depths=[1, 1, 1, 1], widths=[8, 16, 24, 32])
+
+
+def randomize(model, seed=0):
+    """Non-trivial BN statistics and GRN / layer-scale values, so the deploy merge is tested."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                m.running_mean.copy_(torch.randn(n, generator=gen) * 0.2)
+                m.running_var.copy_(torch.rand(n, generator=gen) * 0.5 + 0.75)
+                m.weight.copy_(1 + 0.2 * torch.randn(n, generator=gen))
+                m.bias.copy_(0.1 * torch.randn(n, generator=gen))
+        for name, p in model.named_parameters():
+            if name.endswith(('gamma', 'beta')):
+                p.copy_(0.3 * torch.randn(p.shape, generator=gen))
+    return model
+
+
+@pytest.mark.parametrize('cls,arch,widths', [
+    (UniRepLKNet, 'atto', [40, 80, 160, 320]),
+    (RapidNet, 'tiny', [48, 96, 192, 384]),
+])
+@pytest.mark.parametrize('size', [(64, 64), (97, 131), (33, 40)])
+def test_levels_shapes_and_strides(cls, arch, widths, size):
+    net = MODELS.build(dict(type=f'densekit.{cls.__name__}', arch=arch)).eval()
+    assert net.strides == [4, 8, 16, 32] and net.out_channels == widths
+    with torch.no_grad():
+        feats = net(torch.rand(1, 3, *size))
+    assert isinstance(feats, tuple) and len(feats) == 4
+    for f, c, s in zip(feats, widths, net.strides):
+        # every downsampling is a 3x3 stride-2 conv with padding 1 -> ceil per halving
+        expected = list(size)
+        for _ in range(int(math.log2(s))):
+            expected = [math.ceil(e / 2) for e in expected]
+        assert tuple(f.shape) == (1, c, *expected)
+
+
+@pytest.mark.parametrize('cls,arch', [(UniRepLKNet, TINY_URLK), (RapidNet, TINY_RAPID)])
+def test_out_indices_subsets(cls, arch):
+    net = cls(arch, out_indices=(3, 1)).eval()
+    assert net.out_channels == [32, 16] and net.strides == [32, 8]
+    feats = net(torch.rand(2, 3, 64, 48))
+    assert [tuple(f.shape) for f in feats] == [(2, 32, 2, 2), (2, 16, 8, 6)]
+    net = cls(arch, out_indices=-1)
+    assert net.strides == [32]
+
+
+@pytest.mark.parametrize('cls,arch', [(UniRepLKNet, TINY_URLK), (RapidNet, TINY_RAPID)])
+def test_3d_build_and_shapes(cls, arch):
+    net = cls(arch, spatial_dims=3, in_channels=2).eval()
+    with torch.no_grad():
+        feats = net(torch.rand(1, 2, 32, 40, 33))
+    assert [tuple(f.shape) for f in feats] == [
+        (1, 8, 8, 10, 9), (1, 16, 4, 5, 5), (1, 24, 2, 3, 3), (1, 32, 1, 2, 2)]
+    assert isinstance(net.stages[1].blocks[0].dwconv.lk_origin.conv, nn.Conv3d) \
+        if cls is UniRepLKNet else isinstance(net.stem[0].conv, nn.Conv3d)
+
+
+@pytest.mark.parametrize('spatial_dims,size', [(2, (97, 131)), (3, (33, 40, 35))])
+def test_unireplknet_deploy_equivalence(spatial_dims, size):
+    torch.manual_seed(0)
+    arch = 'atto' if spatial_dims == 2 else TINY_URLK
+    net = randomize(UniRepLKNet(arch, spatial_dims=spatial_dims, in_channels=3)).eval()
+    x = torch.randn(2, 3, *size)
+    with torch.no_grad():
+        ref = net(x)
+        net.switch_to_deploy()
+        out = net(x)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    assert not hasattr(net.stages[1].blocks[0].dwconv, 'branches')
+    for a, b in zip(out, ref):
+        assert torch.allclose(a, b, atol=1e-5, rtol=0), (a - b).abs().max()
+
+
+def test_rapidnet_deploy_equivalence():
+    torch.manual_seed(0)
+    net = randomize(RapidNet(TINY_RAPID)).eval()
+    x = torch.randn(1, 3, 45, 38)
+    with torch.no_grad():
+        ref = net(x)
+        net.switch_to_deploy()
+        out = net(x)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    for a, b in zip(out, ref):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-5)
+
+
+def test_unireplknet_arch_table_and_params():
+    depths = {a: s['depths'] for a, s in UniRepLKNet.arch_settings.items()}
+    assert depths['atto'] == depths['femto'] == depths['pico'] == [2, 2, 6, 2]
+    assert depths['nano'] == [2, 2, 8, 2] and depths['tiny'] == [3, 3, 18, 3]
+    net = UniRepLKNet('tiny')
+    assert net.kernel_sizes[2][:3] == (13, 3, 3) and net.kernel_sizes[1] == (13, 13, 13)
+    # UniRepLKNet-A: 4.4M parameters with its 1000-class head (320 * 1000 + 1000 + final norm)
+    params = sum(p.numel() for p in UniRepLKNet('atto').parameters())
+    assert 3.9e6 < params < 4.4e6
+
+
+@pytest.mark.parametrize('cls', [UniRepLKNet, RapidNet])
+def test_bad_arch_names_the_arch(cls):
+    with pytest.raises(ValueError, match="arch='huge-ish'"):
+        cls('huge-ish')
+    with pytest.raises(ValueError, match='spatial_dims'):
+        cls(spatial_dims=4)
+
+
+def test_unireplknet_bad_kernel_table():
+    with pytest.raises(ValueError, match='kernel_sizes'):
+        UniRepLKNet(dict(depths=[1, 1, 2, 1], widths=[8, 16, 24, 32],
+                         kernel_sizes=[(3,), (13,), (13,), (7,)]))
+    with pytest.raises(ValueError, match='kernel_sizes'):
+        UniRepLKNet(dict(depths=[1, 1], widths=[8, 16]), out_indices=(0, 1))
+
+
+def _step(model, data, backbone):
+    model.train()
+    before = [p.detach().clone() for p in backbone.parameters()]
+    losses = model.train_step(data, OptimWrapper(torch.optim.SGD(model.parameters(), lr=1e-2)))
+    assert losses and all(torch.isfinite(v).all() for k, v in losses.items() if 'loss' in k)
+    changed = [not torch.equal(a, b) for a, b in zip(backbone.parameters(), before)]
+    assert sum(changed) > len(changed) // 2
+
+
+@pytest.mark.parametrize('backbone', [dict(type='densekit.UniRepLKNet', arch=TINY_URLK),
+                                      dict(type='densekit.RapidNet', arch=TINY_RAPID)],
+                         ids=lambda b: b['type'])
+def test_one_step_in_mmseg_encoder_decoder(backbone):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        type='mmseg.EncoderDecoder',
+        data_preprocessor=dict(type='mmseg.SegDataPreProcessor', mean=[127.5] * 3,
+                               std=[64.0] * 3, size=(64, 64), pad_val=0, seg_pad_val=255),
+        backbone=backbone,
+        neck=dict(type='densekit.FPN', in_channels=[8, 16, 24, 32], out_channels=16, num_outs=4),
+        decode_head=dict(type='densekit.FPNHead', in_channels=[16] * 4, in_index=[0, 1, 2, 3],
+                         feature_strides=[4, 8, 16, 32], channels=16, dropout_ratio=0.0,
+                         num_classes=3, norm_cfg=dict(type='BN'), align_corners=False,
+                         loss_decode=dict(type='mmseg.CrossEntropyLoss', loss_weight=1.0)),
+        train_cfg=dict(), test_cfg=dict(mode='whole')))
+    samples = []
+    for _ in range(2):
+        s = SegDataSample(gt_sem_seg=PixelData(data=torch.randint(0, 3, (1, 64, 64))))
+        s.set_metainfo(dict(img_shape=(64, 64), ori_shape=(64, 64)))
+        samples.append(s)
+    data = dict(inputs=[torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8) for _ in range(2)],
+                data_samples=samples)
+    _step(model, data, model.backbone)
+
+
+@pytest.mark.parametrize('backbone', [
+    dict(type='densekit.UniRepLKNet', arch=TINY_URLK, out_indices=(1, 2, 3)),
+    dict(type='densekit.RapidNet', arch=TINY_RAPID, out_indices=(1, 2, 3))],
+    ids=lambda b: b['type'])
+def test_one_step_in_mmdet_retinanet(backbone):
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        type='mmdet.RetinaNet',
+        data_preprocessor=dict(type='mmdet.DetDataPreprocessor', mean=[127.5] * 3,
+                               std=[64.0] * 3, pad_size_divisor=32),
+        backbone=backbone,
+        neck=dict(type='densekit.FPN', in_channels=[16, 24, 32], out_channels=16,
+                  start_level=0, add_extra_convs='on_input', num_outs=4),
+        bbox_head=dict(
+            type='mmdet.RetinaHead', num_classes=2, in_channels=16, stacked_convs=1,
+            feat_channels=16,
+            anchor_generator=dict(type='mmdet.AnchorGenerator', octave_base_scale=4,
+                                  scales_per_octave=1, ratios=[1.0], strides=[8, 16, 32, 64]),
+            bbox_coder=dict(type='mmdet.DeltaXYWHBBoxCoder', target_means=[0.0] * 4,
+                            target_stds=[1.0] * 4),
+            loss_cls=dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
+                          loss_weight=1.0),
+            loss_bbox=dict(type='mmdet.L1Loss', loss_weight=1.0)),
+        train_cfg=dict(assigner=dict(type='mmdet.MaxIoUAssigner', pos_iou_thr=0.5,
+                                     neg_iou_thr=0.4, min_pos_iou=0, ignore_iof_thr=-1),
+                       sampler=dict(type='mmdet.PseudoSampler'), allowed_border=-1,
+                       pos_weight=-1, debug=False),
+        test_cfg=dict(nms_pre=100, min_bbox_size=0, score_thr=0.05,
+                      nms=dict(type='nms', iou_threshold=0.5), max_per_img=10)))
+    samples = []
+    for _ in range(2):
+        s = DetDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64),
+                                        scale_factor=(1.0, 1.0)))
+        s.gt_instances = InstanceData(
+            bboxes=torch.tensor([[6.0, 10.0, 40.0, 36.0], [28.0, 20.0, 60.0, 62.0]]),
+            labels=torch.tensor([0, 1]))
+        samples.append(s)
+    data = dict(inputs=[torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8) for _ in range(2)],
+                data_samples=samples)
+    _step(model, data, model.backbone)
+
+
+@pytest.mark.parametrize('backbone', [
+    dict(type='densekit.UniRepLKNet', arch=TINY_URLK, spatial_dims=3, in_channels=2),
+    dict(type='densekit.RapidNet', arch=TINY_RAPID, spatial_dims=3, in_channels=2)],
+    ids=lambda b: b['type'])
+def test_one_step_in_medical_3d_segmentor(backbone):
+    """The stride-4 pyramid reaches the U-Net decoder through HighResSkips (strides 1, 2)."""
+    from mmengine.structures import BaseDataElement
+
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        type='densekit.MedicalSegmentor',
+        backbone=dict(type='densekit.HighResSkips', backbone=backbone, skip_channels=(4, 8)),
+        decode_head=dict(type='densekit.UNetDecoderHead', in_channels=[4, 8, 8, 16, 24, 32],
+                         num_classes=3),
+        test_cfg=dict(roi_size=(32, 32, 32), overlap=0.25)))
+    x = torch.rand(2, 2, 32, 32, 32)
+    logits = model.logits(x, all_scales=True)
+    assert [tuple(o.shape) for o in logits] == [(2, 3) + (32 // s,) * 3 for s in (1, 2, 4, 8, 16)]
+    samples = [BaseDataElement(gt_seg=torch.randint(0, 3, (32, 32, 32))) for _ in range(2)]
+    _step(model, dict(inputs=list(x), data_samples=samples), model.backbone.backbone)
+    model.eval()
+    assert model.predict_volume(torch.rand(2, 36, 33, 32)).shape == (36, 33, 32)
