@@ -1,5 +1,9 @@
 """densekit backbones (registered under the densekit scope)."""
 from densekit.backbones.base import PyramidBackbone  # noqa: F401
+from densekit.backbones.convnext import ConvNeXt  # noqa: F401
+from densekit.backbones.fasternet import FasterNet  # noqa: F401
+from densekit.backbones.highres_skips import HighResSkips  # noqa: F401
+from densekit.backbones.inceptionnext import InceptionNeXt  # noqa: F401
 from densekit.backbones.piip import PIIP, PIIPSimplePyramid  # noqa: F401
 from densekit.backbones.rapidnet import RapidNet  # noqa: F401
 from densekit.backbones.resnet_hdc import ResNetHDC  # noqa: F401

@@ -20,6 +20,7 @@ downsampling), optionally calls :meth:`add_out_norms`, and finally :meth:`freeze
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Union
 
 from mmengine.model import BaseModule
@@ -162,7 +163,23 @@ class PyramidBackbone(BaseModule):
         strides = self.stage_strides()
         return [strides[i] for i in self.out_indices]
 
+    @property
+    def total_stride(self) -> Tuple[int, ...]:
+        """Per-axis stride of the deepest returned level: inputs whose sizes are multiples of
+        it give every level an exact ``size / stride`` shape."""
+        return (max(self.strides),) * self.spatial_dims
+
     # -- helpers for subclasses -----------------------------------------------------------------
+    @staticmethod
+    def build_stage(downsample: Optional[nn.Module], blocks: Sequence[nn.Module]) -> nn.Sequential:
+        """A stage: an optional ``downsample`` module, then ``blocks`` (state-dict names
+        ``downsample.*`` and ``blocks.<j>.*``)."""
+        parts: Dict[str, nn.Module] = {}
+        if downsample is not None:
+            parts['downsample'] = downsample
+        parts['blocks'] = nn.Sequential(*blocks)
+        return nn.Sequential(OrderedDict(parts))
+
     def add_out_norms(self, make_norm: Callable[[int], nn.Module]) -> None:
         """Add one norm per returned level, built by ``make_norm(channels)``."""
         channels = self.stage_channels()

@@ -5,6 +5,7 @@
 * :func:`normalize_spec` - one form for every way of writing a layer spec;
 * :class:`ConvNormAct` / :class:`SeparableConvNormAct` - mmcv ``ConvModule``-compatible units;
 * :mod:`~densekit.layers.fold` - BatchNorm folding, the eval fast path;
+* :class:`ChannelLayerNorm` - LayerNorm over the channels of an NCHW / NCDHW tensor;
 * :mod:`~densekit.layers.taps` - convolutions that skip taps falling in the zero padding;
 * :mod:`~densekit.layers.polyphase` - dilated depthwise convs on polyphase components.
 """
@@ -24,6 +25,7 @@ from densekit.layers.factory import (
     resize,
 )
 from densekit.layers.fold import FoldedParams, can_fold, fold_conv_bn, fuse_conv_bn, set_fast_eval
+from densekit.layers.norm import ChannelLayerNorm
 from densekit.layers.polyphase import (
     cat_phases,
     channels_last,
@@ -40,5 +42,5 @@ __all__ = [
     'SeparableConvNormAct', 'conv_forward', 'fuse_model', 'FoldedParams', 'can_fold',
     'fold_conv_bn', 'fuse_conv_bn', 'set_fast_eval', 'conv_skip_padding', 'valid_tap_fraction',
     'zone_plan', 'cat_phases', 'channels_last', 'conv_polyphase', 'empty_channels_last',
-    'is_channels_last',
+    'is_channels_last', 'ChannelLayerNorm',
 ]
