@@ -1,7 +1,9 @@
 """Medical volume segmentation: 3D residual U-Nets, NIfTI data, patch training, sliding windows.
 
-* model: :class:`ResUNetEncoder` (STU-Net scaling presets) + :class:`UNetDecoderHead` (deep
-  supervision) in :class:`MedicalSegmentor`, with any densekit neck (FPN, ASPP) in between;
+* model: :class:`ResUNetEncoder` (STU-Net scaling presets), :class:`RevUNetEncoder`
+  (reversible blocks, no stored activations) or :class:`DFormerEncoder` (dilated transformer)
+  + :class:`UNetDecoderHead` (deep supervision) in :class:`MedicalSegmentor`, with any
+  densekit neck (FPN, ASPP) in between;
 * data: :class:`MedicalVolumeDataset` (MSD / nnU-Net folders), :class:`Preprocessor`,
   transforms, :func:`generate_phantoms` (built-in data);
 * evaluation: :class:`MedicalSegMetric` (per-class Dice and HD95);
@@ -11,6 +13,7 @@
 from densekit.tasks.medical3d import infer as _infer  # noqa: F401  (registers the handler)
 from densekit.tasks.medical3d.blocks import ResBlock, UpConcat
 from densekit.tasks.medical3d.dataset import MedicalVolumeDataset, read_dataset_json
+from densekit.tasks.medical3d.dformer import DFORMER_ARCHS, DFormerEncoder
 from densekit.tasks.medical3d.fast_eval import fast_inference
 from densekit.tasks.medical3d.losses import DiceCELoss, deep_supervision_weights
 from densekit.tasks.medical3d.metrics import MedicalSegMetric, dice_score, hd95
@@ -45,5 +48,5 @@ __all__ = [
     'RandomIntensity3D', 'RandomGamma3D', 'PackMedicalInputs', 'MedicalSegMetric', 'dice_score',
     'hd95', 'sliding_window_inference', 'sliding_window_labels', 'importance_map',
     'fast_inference', 'InvertedBottleneck', 'ReversibleCoupling', 'ReversibleSequence',
-    'RevUNetEncoder',
+    'RevUNetEncoder', 'DFormerEncoder', 'DFORMER_ARCHS',
 ]
