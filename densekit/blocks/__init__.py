@@ -5,7 +5,8 @@
 * :class:`PConv` - FasterNet's partial convolution;
 * :class:`SPDConv` - space-to-depth + non-strided conv (2D / 3D);
 * :class:`scSE`, :class:`ECA` - channel / spatial recalibration (2D / 3D);
-* :class:`DilatedReparamBlock` - UniRepLKNet's re-parameterisable large-kernel block (2D / 3D);
+* :class:`DilatedReparamBlock` - UniRepLKNet's re-parameterisable large-kernel block (2D / 3D)
+  and :class:`LargeKernelResBlock`, a residual block built on it;
 * :func:`set_convbn_mode` - train / tune / deploy modes of conv + BatchNorm pairs.
 """
 from densekit.blocks.convbn import CONVBN_MODES, set_convbn_mode
@@ -16,6 +17,7 @@ from densekit.blocks.recalibration import ECA, ChannelSE, SpatialSE, eca_kernel_
 from densekit.blocks.reparam import (
     REPARAM_BRANCHES,
     DilatedReparamBlock,
+    LargeKernelResBlock,
     dilate_kernel,
     pad_kernel,
 )
@@ -24,6 +26,6 @@ from densekit.blocks.spd import SPDConv, depth_to_space, space_to_depth
 __all__ = [
     'CONVBN_MODES', 'set_convbn_mode', 'DCLSConv', 'FADConv', 'FreqSelect', 'frequency_bands',
     'PConv', 'ECA', 'ChannelSE', 'SpatialSE', 'eca_kernel_size', 'scSE', 'REPARAM_BRANCHES',
-    'DilatedReparamBlock', 'dilate_kernel', 'pad_kernel', 'SPDConv', 'depth_to_space',
-    'space_to_depth',
+    'DilatedReparamBlock', 'LargeKernelResBlock', 'dilate_kernel', 'pad_kernel', 'SPDConv',
+    'depth_to_space', 'space_to_depth',
 ]

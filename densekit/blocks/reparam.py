@@ -195,3 +195,48 @@ class DilatedReparamBlock(nn.Module):
         return self
 
     reparameterize = switch_to_deploy
+
+
+@MODELS.register_module()
+class LargeKernelResBlock(nn.Module):
+    """Residual block with a :class:`DilatedReparamBlock` mixer, for restoration bodies.
+
+    ``x + res_scale * pw2(GELU(pw1(DRB(x))))``: a depthwise large-kernel mixer (no norm by
+    default, as EDSR drops BatchNorm; its branches then carry biases and still merge exactly)
+    and a pointwise FFN of ``ffn_ratio * channels`` hidden channels.
+
+    Args:
+        channels: Input (= output) channels.
+        kernel_size: Large kernel of the mixer.
+        res_scale: Residual scaling.
+        ffn_ratio: Hidden width of the pointwise FFN, in multiples of ``channels``.
+        spatial_dims: 2 (NCHW) or 3 (NCDHW).
+        norm_cfg: Norm of the mixer's branches (None, or a BatchNorm).
+
+    Example:
+        >>> block = LargeKernelResBlock(16, kernel_size=7).eval()
+        >>> x = torch.rand(1, 16, 9, 10)
+        >>> torch.allclose(block(x), block.switch_to_deploy()(x), atol=1e-5)
+        True
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 13, res_scale: float = 1.0,
+                 ffn_ratio: int = 2, spatial_dims: int = 2, norm_cfg: Any = None) -> None:
+        super().__init__()
+        factory = LayerFactory(spatial_dims)
+        if not isinstance(ffn_ratio, int) or ffn_ratio < 1:
+            raise ValueError(f'ffn_ratio must be a positive int, got {ffn_ratio!r}')
+        self.res_scale = float(res_scale)
+        self.mixer = DilatedReparamBlock(spatial_dims, channels, kernel_size, norm_cfg=norm_cfg)
+        self.pw1 = factory.conv(channels, channels * ffn_ratio, 1)
+        self.act = nn.GELU()
+        self.pw2 = factory.conv(channels * ffn_ratio, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, C, *spatial)`` -> same shape."""
+        return x + self.res_scale * self.pw2(self.act(self.pw1(self.mixer(x))))
+
+    def switch_to_deploy(self) -> LargeKernelResBlock:
+        """Merge the mixer's branches (in place); returns self."""
+        self.mixer.switch_to_deploy()
+        return self

@@ -29,13 +29,17 @@ class EDSRBody(nn.Module):
         res_scale: Residual scaling (1 baseline, 0.1 large).
         scales: MDSR: scales that get their own pre-processing blocks (then ``forward`` takes
             ``scale=``). ``None`` for single-scale EDSR.
+        block_cfg: Config of the residual blocks instead of EDSR's conv-ReLU-conv, built with
+            ``channels`` and ``res_scale`` filled in, e.g.
+            ``dict(type='densekit.LargeKernelResBlock', kernel_size=13)``.
 
     Shape:
         ``(N, in, H, W)`` -> ``(N, channels, H, W)``; e.g. (2, 3, 48, 48) -> (2, 64, 48, 48).
     """
 
     def __init__(self, in_channels: int = 3, channels: int = 64, num_blocks: int = 16,
-                 res_scale: float = 1.0, scales: Optional[Sequence[int]] = None) -> None:
+                 res_scale: float = 1.0, scales: Optional[Sequence[int]] = None,
+                 block_cfg: Optional[dict] = None) -> None:
         super().__init__()
         check_positive('in_channels', in_channels)
         check_positive('channels', channels)
@@ -52,7 +56,15 @@ class EDSRBody(nn.Module):
             self.pre = nn.ModuleDict({
                 str(s): nn.Sequential(ResBlock(channels, 1.0, 5), ResBlock(channels, 1.0, 5))
                 for s in scales})
-        self.blocks = nn.Sequential(*[ResBlock(channels, res_scale) for _ in range(num_blocks)])
+        if block_cfg is not None and not isinstance(block_cfg, dict):
+            raise TypeError(f'block_cfg must be a config dict or None, got {block_cfg!r}')
+
+        def block() -> nn.Module:
+            if block_cfg is None:
+                return ResBlock(channels, res_scale)
+            return MODELS.build(dict(block_cfg, channels=channels, res_scale=res_scale))
+
+        self.blocks = nn.Sequential(*[block() for _ in range(num_blocks)])
         self.conv_body = nn.Conv2d(channels, channels, 3, padding=1)
         self.out_channels = channels
 
