@@ -148,3 +148,18 @@ def test_fpn_bad_inputs_raise():
         fpn(pyramid(1, (16, 16), [4, 6, 8]))
     with pytest.raises(ValueError, match='4D NCHW'):
         fpn(pyramid(1, (8, 8, 8), [4, 6]))
+
+
+@pytest.mark.parametrize('mode', ['train', 'eval'])
+def test_fpn_traces_for_flop_counting_and_jit(mode):
+    """The fast upsample-add is a custom autograd Function; traces must see plain ops."""
+    from mmengine.analysis import FlopAnalyzer
+
+    ours, peer = build_pair(num_outs=5)
+    getattr(ours, mode)()
+    getattr(peer, mode)()
+    feats = pyramid(1, (40, 56))
+    assert FlopAnalyzer(ours, (feats,)).total() == FlopAnalyzer(peer, (feats,)).total() > 0
+    traced = torch.jit.trace(ours, (feats,), check_trace=False)
+    with torch.no_grad():
+        assert_same(traced(feats), peer(feats))

@@ -74,8 +74,11 @@ def add_nearest_upsampled(lateral: Tensor, top: Tensor, mode: str) -> Tensor:
     Returns:
         ``(N, C, *big)``; e.g. ``(2, 256, 128, 128)`` + ``(2, 256, 64, 64)``.
     """
-    ratios = _power_of_two_ratios(top.shape[2:], lateral.shape[2:]) if mode == 'nearest' \
-        else None
+    # a jit trace (mmengine's FlopAnalyzer, torch.jit.trace, ONNX export) cannot record the
+    # custom autograd Function: trace the plain interpolate + add, which computes the same
+    tracing = torch.jit.is_tracing() or torch.jit.is_scripting()
+    ratios = _power_of_two_ratios(top.shape[2:], lateral.shape[2:]) \
+        if mode == 'nearest' and not tracing else None
     if ratios is None or not lateral.is_contiguous() or not top.is_contiguous():
         up = resize(top, size=lateral.shape[2:], mode=mode)
         return lateral.add_(up) if not torch.is_grad_enabled() else lateral + up
