@@ -19,6 +19,7 @@ SUITES: Dict[str, Callable[..., List[Row]]] = {}
 SUITE_MODULES: List[str] = [
     'densekit.necks.bench',
     'densekit.backbones.piip_bench',
+    'densekit.backbones.bench',
     'densekit.augment_bench',
     'densekit.tasks.medical3d.bench',
     'densekit.tasks.medical3d.rev_bench',
