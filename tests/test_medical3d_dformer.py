@@ -103,6 +103,8 @@ def test_build_errors():
         DFormerEncoder(1, window_size=0)
     with pytest.raises(ValueError, match='window_size'):
         DFormerEncoder(1, window_size=(4, 4))
+    with pytest.raises(ValueError, match='window_size'):
+        DFormerEncoder(1, window_size=(2, 8, 8), spatial_dims=2)
     with pytest.raises(TypeError, match='window_size'):
         DFormerEncoder(1, window_size=2.5)
     with pytest.raises(ValueError, match='spatial_dims'):

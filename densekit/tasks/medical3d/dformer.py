@@ -300,12 +300,13 @@ class DFormerEncoder(BaseModule):
         embed_dim = preset['embed_dim'] if embed_dim is None else embed_dim
         depths = list(preset['depths'] if depths is None else depths)
         num_heads = list(preset['num_heads'] if num_heads is None else num_heads)
-        patch = preset['patch_size'] if patch_size is None else patch_size
-        window = preset['window_size'] if window_size is None else window_size
-        if isinstance(patch, (list, tuple)) and len(patch) != d:  # 3D preset used in 2D
-            patch = patch[-d:]
-        if isinstance(window, (list, tuple)) and len(window) != d:
-            window = window[-d:]
+
+        def preset_size(key: str) -> Any:  # a 3D preset's per-axis size used in 2D: (H, W)
+            value = preset[key]
+            return value[-d:] if isinstance(value, tuple) else value
+
+        patch = preset_size('patch_size') if patch_size is None else patch_size
+        window = preset_size('window_size') if window_size is None else window_size
         for name, value in (('in_channels', in_channels), ('embed_dim', embed_dim)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f'{name} must be a positive int, got {value!r}')
