@@ -12,11 +12,11 @@ from densekit.registry import MODELS
 # tiny archs for fast tests (UniRepLKNet keeps its large kernels in stages 1-2)
 TINY_URLK = dict(depths=[1, 1, 2, 1], widths=[8, 16, 24, 32],
                  kernel_sizes=[(3,), (13,), (13, 3), (7,)])
-TINY_RAPID = dict(depths=[1, 1, 1, 1], widths=[8, 16, 24, 32])
+TINY_RAPID = dict(depths=[1, 1, 2, 2], widths=[8, 16, 24, 32], mldc_blocks=[0, 0, 1, 1])
 
 
 def randomize(model, seed=0):
-    """Non-trivial BN statistics and GRN / layer-scale values, so the deploy merge is tested."""
+    """Non-trivial BN statistics, GRN and layer-scale values, so the deploy merge is tested."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
@@ -27,14 +27,14 @@ def randomize(model, seed=0):
                 m.weight.copy_(1 + 0.2 * torch.randn(n, generator=gen))
                 m.bias.copy_(0.1 * torch.randn(n, generator=gen))
         for name, p in model.named_parameters():
-            if name.endswith(('gamma', 'beta')):
+            if name.endswith(('gamma', 'beta')) or 'layer_scale' in name:
                 p.copy_(0.3 * torch.randn(p.shape, generator=gen))
     return model
 
 
 @pytest.mark.parametrize('cls,arch,widths', [
     (UniRepLKNet, 'atto', [40, 80, 160, 320]),
-    (RapidNet, 'tiny', [48, 96, 192, 384]),
+    (RapidNet, 'tiny', [32, 64, 112, 224]),
 ])
 @pytest.mark.parametrize('size', [(64, 64), (97, 131), (33, 40)])
 def test_levels_shapes_and_strides(cls, arch, widths, size):
@@ -97,8 +97,20 @@ def test_rapidnet_deploy_equivalence():
         net.switch_to_deploy()
         out = net(x)
     assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
+    assert net.stages[3].blocks[1].pos_enc.deploy
     for a, b in zip(out, ref):
-        assert torch.allclose(a, b, atol=1e-4, rtol=1e-5)
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-5), (a - b).abs().max()
+
+
+def test_rapidnet_arch_table():
+    net = RapidNet('tiny')
+    assert net.depths == [2, 2, 8, 4] and net.mldc_blocks == [0, 0, 2, 2]
+    kinds = [type(b).__name__ for b in net.stages[2].blocks]
+    assert kinds == ['InvertedResidualBlock'] * 6 + ['MLDCBlock'] * 2
+    assert [RapidNet.arch_settings[a]['widths'][-1] for a in ('small', 'medium', 'base')] == \
+        [224, 320, 416]
+    with pytest.raises(ValueError, match='mldc_blocks'):
+        RapidNet(dict(depths=[1, 1, 1, 1], widths=[8, 16, 24, 32], mldc_blocks=[0, 0, 2, 0]))
 
 
 def test_unireplknet_arch_table_and_params():
