@@ -7,6 +7,7 @@ from mmengine.optim import OptimWrapper
 from torch import nn
 
 from densekit.backbones import RapidNet, UniRepLKNet
+from densekit.blocks import DilatedReparamBlock
 from densekit.registry import MODELS
 
 # tiny archs for fast tests (UniRepLKNet keeps its large kernels in stages 1-2)
@@ -113,15 +114,25 @@ def test_rapidnet_arch_table():
         RapidNet(dict(depths=[1, 1, 1, 1], widths=[8, 16, 24, 32], mldc_blocks=[0, 0, 2, 0]))
 
 
-def test_unireplknet_arch_table_and_params():
+def test_unireplknet_arch_table():
     depths = {a: s['depths'] for a, s in UniRepLKNet.arch_settings.items()}
     assert depths['atto'] == depths['femto'] == depths['pico'] == [2, 2, 6, 2]
     assert depths['nano'] == [2, 2, 8, 2] and depths['tiny'] == [3, 3, 18, 3]
     net = UniRepLKNet('tiny')
-    assert net.kernel_sizes[2][:3] == (13, 3, 3) and net.kernel_sizes[1] == (13, 13, 13)
-    # UniRepLKNet-A: 4.4M parameters with its 1000-class head (320 * 1000 + 1000 + final norm)
-    params = sum(p.numel() for p in UniRepLKNet('atto').parameters())
-    assert 3.9e6 < params < 4.4e6
+    assert net.kernel_sizes[2] == (13, 3) * 9 and net.kernel_sizes[1] == (13, 13, 13)
+    assert UniRepLKNet.arch_settings['small']['kernel_sizes'][2] == (13, 3, 3) * 9
+    # K >= 7: dilated re-parameterisable block; K = 3: a plain depthwise conv
+    assert isinstance(net.stages[2].blocks[0].dwconv, DilatedReparamBlock)
+    assert isinstance(net.stages[2].blocks[1].dwconv, nn.Conv2d)
+
+
+@pytest.mark.parametrize('arch,paper_millions', [('atto', 4.4), ('femto', 6.2)])
+def test_unireplknet_deploy_parameter_count_matches_the_paper(arch, paper_millions):
+    # the paper counts the deployed classifier: merged kernels, plus LayerNorm + Linear head
+    net = UniRepLKNet(arch, out_norms=False).switch_to_deploy()
+    c = net.widths[-1]
+    total = sum(p.numel() for p in net.parameters()) + 2 * c + c * 1000 + 1000
+    assert round(total / 1e6, 1) == paper_millions
 
 
 @pytest.mark.parametrize('cls', [UniRepLKNet, RapidNet])

@@ -1,14 +1,16 @@
 """UniRepLKNet backbone (Ding et al., "UniRepLKNet: A Universal Perception Large-Kernel ConvNet"),
 2D (NCHW) or 3D (NCDHW).
 
-Layout: a stem of two stride-2 3x3 conv + BN (GELU between) to stride 4, then four stages; each
-stage after the first starts with a stride-2 3x3 conv + BN. A block is
+Layout: a stem of two stride-2 3x3 conv + channel LayerNorm (GELU between) to stride 4, then
+four stages; each stage after the first starts with a stride-2 3x3 conv + LayerNorm. Every
+returned level gets its own LayerNorm (``out_norms``). A block is
 
 ``x + drop_path(gamma * FFN(SE(BN(DilatedReparam(x)))))``, with ``FFN = 1x1 conv (4x) -> GELU
 -> GRN -> 1x1 conv + BN``,
 
-where :class:`~densekit.blocks.DilatedReparamBlock` is a depthwise ``K`` conv with parallel
-dilated small-kernel branches (plain depthwise 3x3 + BN for ``K = 3``), SE is a channel
+where the depthwise conv is a :class:`~densekit.blocks.DilatedReparamBlock` (a ``K`` conv
+with parallel dilated small-kernel branches) for ``K >= 7`` and a plain depthwise conv for
+``K = 3`` or ``5``, SE is a channel
 squeeze-excitation (reduction 4) and GRN is ConvNeXt-V2's global response normalisation.
 :meth:`UniRepLKNet.switch_to_deploy` merges every branch and BatchNorm into the convs (and the
 layer scale into the last 1x1 conv): the result computes the same function in eval mode.
@@ -22,7 +24,7 @@ atto     2-2-6-2       40-80-160-320         3 / 13 / 13 / 13
 femto    2-2-6-2       48-96-192-384         3 / 13 / 13 / 13
 pico     2-2-6-2       64-128-256-512        3 / 13 / 13 / 13
 nano     2-2-8-2       80-160-320-640        3 / 13 / 13 / 13
-tiny     3-3-18-3      80-160-320-640        3 / 13 / (13, 3, 3) x 6 / 13
+tiny     3-3-18-3      80-160-320-640        3 / 13 / (13, 3) x 9 / 13
 small    3-3-27-3      96-192-384-768        3 / 13 / (13, 3, 3) x 9 / 13
 base     3-3-27-3      128-256-512-1024      3 / 13 / (13, 3, 3) x 9 / 13
 =======  ============  ====================  =========================================
@@ -47,14 +49,15 @@ from torch import Tensor, nn
 from densekit.backbones.base import PyramidBackbone
 from densekit.blocks.recalibration import ChannelSE
 from densekit.blocks.reparam import DilatedReparamBlock
-from densekit.layers import ConvNormAct, LayerFactory, fuse_conv_bn
+from densekit.layers import ChannelLayerNorm, ConvNormAct, LayerFactory, fuse_conv_bn
 from densekit.registry import MODELS
 
 __all__ = ['UniRepLKNet', 'UniRepLKNetBlock', 'GRN']
 
-def _kernels(depths: Sequence[int]) -> Tuple[Tuple[int, ...], ...]:
-    d0, d1, d2, d3 = depths
-    return ((3,) * d0, (13,) * d1, ((13, 3, 3) * d2)[:d2], (13,) * d3)
+_KERNELS_AFP = ((3, 3), (13, 13), (13,) * 6, (13, 13))
+_KERNELS_N = ((3, 3), (13, 13), (13,) * 8, (13, 13))
+_KERNELS_T = ((3,) * 3, (13,) * 3, (13, 3) * 9, (13,) * 3)
+_KERNELS_SB = ((3,) * 3, (13,) * 3, (13, 3, 3) * 9, (13,) * 3)
 
 
 class GRN(nn.Module):
@@ -97,7 +100,14 @@ class UniRepLKNetBlock(nn.Module):
         super().__init__()
         factory = LayerFactory(spatial_dims)
         bn = dict(type='BN')
-        self.dwconv = DilatedReparamBlock(spatial_dims, dim, kernel_size, norm_cfg=bn)
+        if kernel_size >= 7:
+            self.dwconv: nn.Module = DilatedReparamBlock(spatial_dims, dim, kernel_size,
+                                                         norm_cfg=bn)
+        elif kernel_size in (3, 5):
+            self.dwconv = factory.conv(dim, dim, kernel_size, padding=kernel_size // 2,
+                                       groups=dim, bias=False)
+        else:
+            raise ValueError(f'kernel_size must be 3, 5 or an odd size >= 7, got {kernel_size!r}')
         self.norm = factory.norm(bn, dim)[1]
         self.se = ChannelSE(spatial_dims, dim, reduction=4) if use_se else nn.Identity()
         hidden = dim * ffn_ratio
@@ -120,9 +130,13 @@ class UniRepLKNetBlock(nn.Module):
     @torch.no_grad()
     def switch_to_deploy(self) -> UniRepLKNetBlock:
         """Merge the dilated branches, both BNs and the layer scale into the convs (in place)."""
-        self.dwconv.switch_to_deploy()
+        if isinstance(self.dwconv, DilatedReparamBlock):
+            self.dwconv.switch_to_deploy()
         if isinstance(self.norm, nn.modules.batchnorm._BatchNorm):
-            self.dwconv.lk_reparam = fuse_conv_bn(self.dwconv.lk_reparam, self.norm.eval())
+            if isinstance(self.dwconv, DilatedReparamBlock):
+                self.dwconv.lk_reparam = fuse_conv_bn(self.dwconv.lk_reparam, self.norm.eval())
+            else:
+                self.dwconv = fuse_conv_bn(self.dwconv, self.norm.eval())
             self.norm = nn.Identity()
         self.pwconv2.eval()
         self.pwconv2.fuse()
@@ -140,8 +154,9 @@ class UniRepLKNet(PyramidBackbone):
 
     Args:
         arch: ``'atto'``, ``'femto'``, ``'pico'``, ``'nano'``, ``'tiny'``, ``'small'``,
-            ``'base'`` or a dict with ``depths``, ``widths`` and optionally ``kernel_sizes``
-            (one tuple of per-block kernels per stage).
+            ``'base'`` or a dict with ``depths``, ``widths`` and ``kernel_sizes`` (one tuple of
+            per-block kernels per stage: 3 or 5 = plain depthwise conv, >= 7 =
+            :class:`~densekit.blocks.DilatedReparamBlock`).
         in_channels: Input channels.
         out_indices: Returned stages.
         spatial_dims: 2 (NCHW) or 3 (NCDHW).
@@ -151,6 +166,8 @@ class UniRepLKNet(PyramidBackbone):
         layer_scale: Initial layer-scale value (``None`` disables it).
         use_se: Squeeze-excitation in every block.
         use_grn: GRN in every FFN.
+        out_norms: A channel LayerNorm on every returned level (as the paper's dense
+            prediction models).
         init_cfg: mmengine init config.
 
     Raises:
@@ -158,13 +175,15 @@ class UniRepLKNet(PyramidBackbone):
     """
 
     arch_settings = {
-        'atto': dict(depths=[2, 2, 6, 2], widths=[40, 80, 160, 320]),
-        'femto': dict(depths=[2, 2, 6, 2], widths=[48, 96, 192, 384]),
-        'pico': dict(depths=[2, 2, 6, 2], widths=[64, 128, 256, 512]),
-        'nano': dict(depths=[2, 2, 8, 2], widths=[80, 160, 320, 640]),
-        'tiny': dict(depths=[3, 3, 18, 3], widths=[80, 160, 320, 640]),
-        'small': dict(depths=[3, 3, 27, 3], widths=[96, 192, 384, 768]),
-        'base': dict(depths=[3, 3, 27, 3], widths=[128, 256, 512, 1024]),
+        'atto': dict(depths=[2, 2, 6, 2], widths=[40, 80, 160, 320], kernel_sizes=_KERNELS_AFP),
+        'femto': dict(depths=[2, 2, 6, 2], widths=[48, 96, 192, 384], kernel_sizes=_KERNELS_AFP),
+        'pico': dict(depths=[2, 2, 6, 2], widths=[64, 128, 256, 512], kernel_sizes=_KERNELS_AFP),
+        'nano': dict(depths=[2, 2, 8, 2], widths=[80, 160, 320, 640], kernel_sizes=_KERNELS_N),
+        'tiny': dict(depths=[3, 3, 18, 3], widths=[80, 160, 320, 640], kernel_sizes=_KERNELS_T),
+        'small': dict(depths=[3, 3, 27, 3], widths=[96, 192, 384, 768],
+                      kernel_sizes=_KERNELS_SB),
+        'base': dict(depths=[3, 3, 27, 3], widths=[128, 256, 512, 1024],
+                     kernel_sizes=_KERNELS_SB),
     }
     arch_defaults: Dict[str, Any] = {'kernel_sizes': None}
     stem_stride = 4
@@ -173,37 +192,38 @@ class UniRepLKNet(PyramidBackbone):
                  out_indices: Sequence[int] = (0, 1, 2, 3), spatial_dims: int = 2,
                  frozen_stages: int = -1, norm_eval: bool = False, drop_path_rate: float = 0.0,
                  layer_scale: Optional[float] = 1e-6, use_se: bool = True, use_grn: bool = True,
-                 init_cfg: Any = None) -> None:
+                 out_norms: bool = True, init_cfg: Any = None) -> None:
         super().__init__(arch, in_channels=in_channels, out_indices=out_indices,
                          spatial_dims=spatial_dims, frozen_stages=frozen_stages,
                          norm_eval=norm_eval, init_cfg=init_cfg)
         kernels = self.arch['kernel_sizes']
-        if kernels is None and len(self.depths) == 4:
-            kernels = _kernels(self.depths)
         if kernels is None or len(kernels) != self.num_stages or any(
                 len(k) != d for k, d in zip(kernels, self.depths)):
             raise ValueError(f'arch kernel_sizes={kernels!r} must give one kernel per block of '
                              f'every stage (depths {self.depths})')
         self.kernel_sizes = [tuple(k) for k in kernels]
-        sd, widths, bn = self.spatial_dims, self.widths, dict(type='BN')
+        sd, widths, f = self.spatial_dims, self.widths, self.factory
         self.stem = nn.Sequential(
-            ConvNormAct(sd, in_channels, widths[0] // 2, 3, stride=2, padding=1, norm_cfg=bn,
-                        act_cfg=dict(type='GELU')),
-            ConvNormAct(sd, widths[0] // 2, widths[0], 3, stride=2, padding=1, norm_cfg=bn,
-                        act_cfg=None))
+            f.conv(in_channels, widths[0] // 2, 3, stride=2, padding=1),
+            ChannelLayerNorm(widths[0] // 2), nn.GELU(),
+            f.conv(widths[0] // 2, widths[0], 3, stride=2, padding=1),
+            ChannelLayerNorm(widths[0]))
         rates = self.drop_path_rates(drop_path_rate)
         stages: List[nn.Module] = []
         for i, (depth, width) in enumerate(zip(self.depths, widths)):
             parts: Dict[str, nn.Module] = OrderedDict()
             if i > 0:
-                parts['downsample'] = ConvNormAct(sd, widths[i - 1], width, 3, stride=2,
-                                                  padding=1, norm_cfg=bn, act_cfg=None)
+                parts['downsample'] = nn.Sequential(
+                    f.conv(widths[i - 1], width, 3, stride=2, padding=1),
+                    ChannelLayerNorm(width))
             parts['blocks'] = nn.Sequential(*[
                 UniRepLKNetBlock(sd, width, self.kernel_sizes[i][j], drop_path=rates[i][j],
                                  layer_scale=layer_scale, use_se=use_se, use_grn=use_grn)
                 for j in range(depth)])
             stages.append(nn.Sequential(parts))
         self.stages = nn.ModuleList(stages)
+        if out_norms:
+            self.add_out_norms(ChannelLayerNorm)
         self.freeze_stages()
 
     @property
