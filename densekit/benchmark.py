@@ -135,8 +135,16 @@ def format_table(rows: List[Row]) -> str:
     return '\n'.join(lines)
 
 
-def run_suites(name: str, repeats: int = 5, quick: bool = False) -> Dict[str, List[Row]]:
-    """Run one suite (or ``'all'``), print each table and return the rows."""
+def run_suites(name: str, repeats: int = 5, quick: bool = False,
+               only: Optional[str] = None) -> Dict[str, List[Row]]:
+    """Run one suite (or ``'all'``), print each table and return the rows.
+
+    ``only`` keeps the cases whose name contains it (case-insensitive): a suite that takes an
+    ``only`` argument skips the other cases itself (and may keep reference rows such as a
+    ceiling); for the others the rows are filtered after the run.
+    """
+    import inspect
+
     load_suites()
     if name != 'all' and name not in SUITES:
         raise ValueError(f'unknown benchmark suite {name!r}; choose from {sorted(SUITES)} or all')
@@ -146,7 +154,13 @@ def run_suites(name: str, repeats: int = 5, quick: bool = False) -> Dict[str, Li
     for key in names:
         print(f'## {key} (median of {repeats}, {torch.get_num_threads()} threads, '
               f'{"cuda" if torch.cuda.is_available() else "cpu"})', flush=True)
-        rows = SUITES[key](repeats=repeats, quick=quick)
+        fn = SUITES[key]
+        if only is not None and 'only' in inspect.signature(fn).parameters:
+            rows = fn(repeats=repeats, quick=quick, only=only)
+        else:
+            rows = fn(repeats=repeats, quick=quick)
+            if only is not None:
+                rows = [row for row in rows if only.lower() in row.case.lower()]
         print(format_table(rows), flush=True)
         results[key] = rows
     return results

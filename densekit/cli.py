@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('suite', choices=[*load_suites(), 'all'], help='which benchmark to run')
     p.add_argument('--repeats', type=int, default=5, help='timed runs per case (median)')
     p.add_argument('--quick', action='store_true', help='small shapes, for a smoke check')
+    p.add_argument('--only', metavar='TEXT',
+                   help='run only the cases whose name contains TEXT (e.g. --only FPN)')
 
     from densekit.demo import STAGES
     p = sub.add_parser('demo', help='tour of the tasks on built-in data (what `make demo` runs)',
@@ -115,7 +117,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1 if summary.failed and not summary.written else 0
     elif args.command == 'bench':
         from densekit.benchmark import run_suites
-        run_suites(args.suite, repeats=args.repeats, quick=args.quick)
+        run_suites(args.suite, repeats=args.repeats, quick=args.quick, only=args.only)
     elif args.command == 'demo':
         from densekit.demo import run_demo
         run_demo(args.task, work_dir=args.work_dir, data_root=args.data_root)

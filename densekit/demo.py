@@ -61,10 +61,10 @@ def stage_seg(work_dir: Path, data_root: Path) -> Dict[str, float]:
     """Segmentation: Semantic FPN on synthetic shapes; mIoU plus prediction pictures."""
     from densekit.tasks.segmentation import generate_shapes_dataset
 
-    budget_s = 300 if not torch.cuda.is_available() else 120
+    budget_s = 360 if not torch.cuda.is_available() else 120
     _banner(f'seg: Semantic FPN (densekit.FPN + FPNHead) on built-in shapes; time budget '
             f'{budget_s // 60} min training + ~1 min evaluation ({_device_note()})')
-    shapes = generate_shapes_dataset(data_root / 'shapes', num_train=400, num_val=40)
+    shapes = generate_shapes_dataset(data_root / 'shapes', num_train=1000, num_val=40)
     runner, metrics, checkpoint = train_and_evaluate(
         'segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py', work_dir, budget_s,
         _data_root_options(shapes))
@@ -78,7 +78,7 @@ def stage_det(work_dir: Path, data_root: Path) -> Dict[str, float]:
     """Detection: RetinaNet + densekit.FPN on synthetic shapes; COCO bbox mAP plus pictures."""
     from densekit.tasks.detection import generate_detection_dataset
 
-    budget_s = 480 if not torch.cuda.is_available() else 120
+    budget_s = 600 if not torch.cuda.is_available() else 120
     _banner(f'det: RetinaNet + densekit.FPN on built-in shapes (COCO json); time budget '
             f'{budget_s // 60} min training + ~1 min evaluation ({_device_note()})')
     coco = generate_detection_dataset(data_root / 'shapes_coco', num_train=300, num_val=50)

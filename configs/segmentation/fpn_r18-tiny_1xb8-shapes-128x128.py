@@ -7,7 +7,10 @@ norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(type='mmseg.SegDataPreProcessor', mean=[127.5, 127.5, 127.5],
                          std=[64.0, 64.0, 64.0], bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
                          size=(128, 128))
-loss_decode = dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
+# cross-entropy plus (softmax) Dice: Dice weighs every class by its area, which lifts the
+# small shape classes against the dominant background early in a short run
+loss_decode = [dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+               dict(type='mmseg.DiceLoss', use_sigmoid=False, loss_weight=0.5)]
 visualizer = dict(type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')], alpha=0.6)
 model = dict(
     type='mmseg.EncoderDecoder',
@@ -22,3 +25,12 @@ model = dict(
                      loss_decode=loss_decode),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
+# Sized to the 6-minute CPU budget (0.17-0.22 s/iteration on 2 cores): 1600 iterations, poly
+# decay ending with the run.
+optim_wrapper = dict(optimizer=dict(lr=3e-3))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
+    dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=50, end=1600, by_epoch=False),
+]
+train_cfg = dict(max_iters=1600, val_interval=1600)
+default_hooks = dict(checkpoint=dict(interval=1600))

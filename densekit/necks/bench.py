@@ -16,7 +16,7 @@ import math
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -129,14 +129,16 @@ def _flops(fn: Callable[[], object]) -> float:
 
 
 @suite('necks')
-def necks_suite(repeats: int = 5, quick: bool = False) -> List[Row]:
+def necks_suite(repeats: int = 5, quick: bool = False, only: Optional[str] = None) -> List[Row]:
     """FPN, JPU and ASPPHead vs their peers: inference and training step, time / memory /
-    GFLOP/s."""
+    GFLOP/s (``only``: just the necks whose case name contains it, plus the matmul ceiling)."""
     _, ceiling = matmul_gflops(2048, repeats)
     rows = [Row('fp32 matmul 2048x2048 (ceiling)', 2 * 2048 ** 3 / ceiling / 1e9,
                 extra={'GFLOP': f'{2 * 2048 ** 3 / 1e9:.1f}',
                        'GFLOP/s dk/peer': f'{ceiling:.0f}', '% of matmul dk/peer': '100'})]
     for case in _cases(quick):
+        if only is not None and only.lower() not in case.name.lower():
+            continue
         case.peer.eval()
         # the peer's forward work, counted once; a training step is ~3x (forward, grad of the
         # input, grad of the weights)

@@ -22,7 +22,7 @@ from densekit.fileio import atomic_write_bytes, atomic_write_text
 from densekit.tasks.segmentation.synthetic import CLASSES, encode_png, is_generated, render_scene
 
 DET_CLASSES = CLASSES[1:]  # no background category in COCO
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 3
 
 
 def scene_annotations(instances: np.ndarray, drawn: list[tuple[int, int]], image_id: int,

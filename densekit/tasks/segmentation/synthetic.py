@@ -1,8 +1,9 @@
 """Built-in segmentation data: seeded synthetic shapes written in mmseg's folder layout.
 
-Each image holds several overlapping shapes. The class is the *shape* (disc, square, triangle,
-star, ring, cross); colours and textures are drawn independently of the class, so a model has to
-read geometry, not colour. Images carry Gaussian noise. Layout (what mmseg's
+Each image holds a few textured shapes on a smooth, low-contrast background. The class is the
+*shape* (disc, square, triangle, star, ring, cross); colours and textures are drawn independently
+of the class, so a model has to read geometry, not colour. Shapes do not overlap and always
+contrast with the background; images carry Gaussian noise. Layout (what mmseg's
 ``BaseSegDataset`` reads)::
 
     root/img_dir/{train,val}/00000.png     RGB uint8
@@ -23,7 +24,10 @@ from densekit.fileio import atomic_write_bytes, atomic_write_text
 CLASSES = ('background', 'disc', 'square', 'triangle', 'star', 'ring', 'cross')
 PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
            [245, 130, 48], [145, 30, 180]]
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 3
+# a shape's mean colour differs from the background's by at least this (RGB distance)
+MIN_CONTRAST = 60.0
+PLACEMENT_ATTEMPTS = 20
 Array = np.ndarray
 
 
@@ -71,11 +75,21 @@ SHAPES: dict[str, Callable] = {'disc': _disc, 'square': _square, 'triangle': _tr
                                'star': _star, 'ring': _ring, 'cross': _cross}
 
 
-def _texture(rng: np.random.Generator, hw: tuple[int, int]) -> np.ndarray:
-    """A random RGB texture in [0, 255]: flat, stripes, checker or blotches in two colours."""
+def _texture(rng: np.random.Generator, hw: tuple[int, int], background: bool = False
+             ) -> np.ndarray:
+    """A random RGB texture in [0, 255]: flat, stripes, checker or blotches in two colours.
+
+    A ``background`` texture is flat or blotchy in two nearby colours (low contrast), so the
+    shapes' textures stand out; a shape's texture may be any kind, in any two colours.
+    """
     h, w = hw
-    c1, c2 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
-    kind = rng.integers(4)
+    c1 = rng.uniform(0, 255, 3)
+    if background:
+        c2 = np.clip(c1 + rng.uniform(-40, 40, 3), 0, 255)
+        kind = (0, 3)[int(rng.integers(2))]
+    else:
+        c2 = rng.uniform(0, 255, 3)
+        kind = int(rng.integers(4))
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     if kind == 0:
         mix = np.zeros((h, w), np.float32)
@@ -94,28 +108,47 @@ def _texture(rng: np.random.Generator, hw: tuple[int, int]) -> np.ndarray:
 
 def render_scene(rng: np.random.Generator, size: int = 128, max_shapes: int = 5
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[int, int]]]:
-    """Render one scene of overlapping shapes.
+    """Render one scene of shapes on a textured background.
+
+    Shapes barely touch (a placement whose circumscribed circle overlaps an earlier one is
+    re-drawn, up to a few attempts), so a shape's visible outline is its class's outline.
+    Each shape's texture is re-drawn until its mean colour differs from the background's by
+    at least :data:`MIN_CONTRAST` (RGB distance), so every boundary is visible.
 
     Returns:
         ``image`` (HxWx3 uint8), ``label`` (HxW uint8 class map, 0 = background),
         ``instances`` (HxW int32, 0 = background, i = i-th drawn shape where it is visible) and
         ``drawn``: per shape, ``(class index >= 1, full unoccluded area in pixels)``.
     """
-    image = _texture(rng, (size, size))
+    image = _texture(rng, (size, size), background=True)
     label = np.zeros((size, size), np.uint8)
     instances = np.zeros((size, size), np.int32)
     drawn: list[tuple[int, int]] = []
+    placed: list[tuple[float, float, float]] = []
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     names = list(SHAPES)
-    for index in range(int(rng.integers(2, max_shapes + 1))):
+    for _ in range(int(rng.integers(2, max_shapes + 1))):
         cls = int(rng.integers(len(names)))
-        radius = rng.uniform(0.11, 0.24) * size
-        cy, cx = rng.uniform(radius * 0.6, size - radius * 0.6, 2)
+        for _attempt in range(PLACEMENT_ATTEMPTS):
+            radius = rng.uniform(0.11, 0.24) * size
+            cy, cx = rng.uniform(radius * 0.6, size - radius * 0.6, 2)
+            if all(np.hypot(cy - py, cx - px) >= (radius + pr) * 1.05 for py, px, pr in placed):
+                break
+        else:
+            continue
+        placed.append((cy, cx, radius))
         u, v, r, t = _polar(yy, xx, cy, cx, rng.uniform(0, 2 * np.pi))
         mask = SHAPES[names[cls]](u, v, r, t, radius)
-        image[mask] = _texture(rng, (size, size))[mask]
+        if not mask.any():
+            continue
+        background_mean = image[mask].mean(0)
+        for _attempt in range(PLACEMENT_ATTEMPTS):
+            texture = _texture(rng, (size, size))
+            if np.linalg.norm(texture[mask].mean(0) - background_mean) >= MIN_CONTRAST:
+                break
+        image[mask] = texture[mask]
         label[mask] = cls + 1
-        instances[mask] = index + 1
+        instances[mask] = len(drawn) + 1
         drawn.append((cls + 1, int(mask.sum())))
     image += rng.normal(0, rng.uniform(4, 14), image.shape)
     return np.clip(image, 0, 255).astype(np.uint8), label, instances, drawn
