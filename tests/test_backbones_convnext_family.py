@@ -180,6 +180,30 @@ def test_inception_dwconv_3d_has_one_band_per_axis():
 
 
 @pytest.mark.parametrize('spatial_dims', [2, 3])
+def test_metanext_block_folded_inference_equals_plain_computation(spatial_dims):
+    from densekit.backbones.inceptionnext import MetaNeXtBlock
+
+    torch.manual_seed(0)
+    block = MetaNeXtBlock(spatial_dims, 16, InceptionDWConv(spatial_dims, 16, branch_ratio=0.125),
+                          layer_scale_init_value=0.7)
+    block.train()
+    block(torch.randn(4, 16, *([6] * spatial_dims)))  # non-trivial running statistics
+    block.eval()
+    x = torch.randn(2, 16, *([5] * spatial_dims))
+    conv = F.conv2d if spatial_dims == 2 else F.conv3d
+    y = block.norm(block.token_mixer(x))
+    y = conv(F.gelu(conv(y, block.mlp.fc1.weight, block.mlp.fc1.bias)), block.mlp.fc2.weight,
+             block.mlp.fc2.bias)
+    ref = x + 0.7 * y
+    torch.testing.assert_close(block(x), ref, atol=1e-5, rtol=1e-5)  # autograd path
+    with torch.inference_mode():
+        torch.testing.assert_close(block(x), ref.detach(), atol=1e-5, rtol=1e-5)  # folded
+    with torch.no_grad():  # the fold is cached, and refreshed when a parameter changes
+        block.gamma.mul_(2)
+        torch.testing.assert_close(block(x), x + 1.4 * y.detach(), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize('spatial_dims', [2, 3])
 def test_pconv_equals_conv_on_first_slice_plus_identity(spatial_dims):
     torch.manual_seed(0)
     pconv = PConv(spatial_dims, 18, n_div=4)

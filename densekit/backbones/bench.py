@@ -132,6 +132,13 @@ def _measure(infer: nn.Module, train: nn.Module, x: torch.Tensor, repeats: int,
     return out
 
 
+def _progress(row: Row) -> None:
+    times = f'{row.densekit_s:.3f} s' + (f' vs {row.peer_s:.3f} s' if row.peer_s else '')
+    mem = f', {row.densekit_mem_mb:.1f} MiB' if row.densekit_mem_mb else ''
+    extra = ', '.join(f'{k} {v}' for k, v in row.extra.items() if v)
+    print(f'  {row.case}: {times}{mem}, {extra}', flush=True)
+
+
 def _claim_row(case: str, a: nn.Module, b: nn.Module, x: torch.Tensor, repeats: int,
                train: bool, paper: str, what: str) -> Row:
     """Row timing ``a`` (densekit s) against ``b`` (peer s) on the same input."""
@@ -143,10 +150,12 @@ def _claim_row(case: str, a: nn.Module, b: nn.Module, x: torch.Tensor, repeats: 
         fa, fb = _infer_fn(a.eval(), x), _infer_fn(b.eval(), x)
     ta, tb = time_pair(fa, fb, repeats=repeats)
     batch = x.shape[0]
-    return Row(case=case, densekit_s=ta, peer_s=tb, extra={
+    row = Row(case=case, densekit_s=ta, peer_s=tb, extra={
         'img/s fwd': f'{batch / ta:.1f} vs {batch / tb:.1f}' if not train else '',
         'img/s fwd+bwd': f'{batch / ta:.1f} vs {batch / tb:.1f}' if train else '',
         'claim': f'measured {what} {tb / ta:.2f}x; paper: {paper}'})
+    _progress(row)
+    return row
 
 
 @suite('backbones')
@@ -176,6 +185,7 @@ def backbones_suite(repeats: int = 5, quick: bool = False) -> List[Row]:
                            'img/s fwd': f'{batch / m["t_inf"]:.1f}',
                            'img/s fwd+bwd': f'{batch / m["t_train"]:.1f}',
                            'train MiB': f'{m["m_train"]:.1f}'}))
+                _progress(rows[-1])
     rows += _claims(repeats, quick)
     if skipped:
         print(f'not registered, skipped: {", ".join(skipped)}', flush=True)
