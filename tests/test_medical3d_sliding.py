@@ -50,7 +50,9 @@ def test_matches_monai_and_labels_match_argmax(shape, roi, overlap, mode, sw):
     out = sliding_window_inference(x, roi, sw, net, overlap=overlap, mode=mode,
                                    sigma_scale=(0.1, 0.125, 0.2))
     assert out.shape == ref.shape and not out.requires_grad
-    assert (out - ref).abs().max() < 1e-5
+    # the fast path runs the convs on channels-last activations: same result up to the
+    # accumulation order of float32 sums (the benchmark's agreement target is 1e-4)
+    assert (out - ref).abs().max() < 1e-4
     labels = sliding_window_labels(x, roi, sw, net, overlap=overlap, mode=mode,
                                    sigma_scale=(0.1, 0.125, 0.2))
     assert labels.dtype == torch.uint8 and labels.shape == (shape[0], *shape[2:])

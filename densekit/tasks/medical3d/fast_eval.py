@@ -4,8 +4,10 @@ Profiled on a 2-core CPU, a 3D U-Net window spends ~80% in convolutions and ~10%
 norm. Under :func:`fast_inference` (no autograd):
 
 * 3D convolutions with a spatial kernel run on oneDNN also for the small batch-1 inputs for
-  which PyTorch's heuristic (tuned for 2D) picks its im2col kernel, 1.5-3.5x slower on volumes;
-  transposed convs whose stride equals their kernel are one matrix product and a pixel shuffle;
+  which PyTorch's heuristic (tuned for 2D) picks its im2col kernel, 1.5-3.5x slower on volumes,
+  and on channels-last (NDHWC) activations, which oneDNN reads without reordering them (~1.8x
+  on 16-channel 64^3 layers); the network's activations stay channels-last;
+* transposed convs whose stride equals their kernel are one matrix product and a pixel shuffle;
 * instance norm takes its statistics as one float32 sum and one sum of squares per channel
   (:func:`instance_stats`) instead of a three-pass Welford reduction, and applies
   ``x * a + d`` in one fused op;
@@ -39,6 +41,14 @@ def is_fast_inference() -> bool:
     return bool(getattr(_STATE, 'depth', 0)) and not torch.is_grad_enabled()
 
 
+def _is_dense(x: Tensor) -> bool:
+    """Contiguous, or channels-last (NHWC / NDHWC) contiguous."""
+    if x.is_contiguous():
+        return True
+    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.dim())
+    return fmt is not None and x.is_contiguous(memory_format=fmt)
+
+
 def instance_stats(x: Tensor, eps: float, shift_in_place: bool = False
                    ) -> Optional[Tuple[Tensor, Tensor]]:
     """Per-(sample, channel) mean and ``1 / sqrt(var + eps)`` of an ``(N, C, *spatial)`` tensor.
@@ -53,16 +63,24 @@ def instance_stats(x: Tensor, eps: float, shift_in_place: bool = False
     * otherwise channels whose mean exceeds ~3 standard deviations make it return None (the
       caller falls back to the exact reference kernel).
 
+    ``x`` is contiguous or channels-last (``_is_dense``); the statistics are the same.
+
     Returns:
         ``(mean, inv_std)``, each ``(N * C,)``, or None (see above).
     """
-    flat = x.view(x.shape[0] * x.shape[1], -1)
-    count = flat.shape[1]
+    n, c = x.shape[:2]
+    if x.is_contiguous():
+        flat, dim = x.view(n * c, -1), 1  # (N * C, S)
+    else:  # channels-last: (N, S, C), a view of the same memory
+        flat, dim = x.permute(0, *range(2, x.dim()), 1).reshape(n, -1, c), 1
+    count = flat.shape[dim]
     if shift_in_place:
         stride = max(count // 4096, 1)
-        flat.sub_(flat[:, ::stride].mean(1, keepdim=True))
-    mean = flat.sum(1).div_(count)
-    var = torch.linalg.vector_norm(flat, dim=1).square_().div_(count).sub_(mean * mean)
+        sample = flat[:, ::stride] if flat.dim() == 2 else flat[:, ::stride, :]
+        flat.sub_(sample.mean(dim, keepdim=True))
+    mean = flat.sum(dim).reshape(-1).div_(count)
+    var = torch.linalg.vector_norm(flat, dim=dim).reshape(-1).square_().div_(count) \
+        .sub_(mean * mean)
     if not shift_in_place and bool((mean * mean > 10.0 * var.clamp(min=0) + 1e-12).any()):
         return None
     return mean, torch.rsqrt(var.clamp_(min=0).add_(eps))
@@ -96,7 +114,7 @@ def instance_norm_act_(x: Tensor, norm: nn.Module, negative_slope: Optional[floa
     Returns:
         ``x``.
     """
-    if not x.is_contiguous():
+    if not _is_dense(x):
         x = x.contiguous()
     scale, shift = _affine(x, norm.weight if norm.affine else None,
                            norm.bias if norm.affine else None, norm.eps, shift_in_place=True)
@@ -111,7 +129,7 @@ def _instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
                    use_input_stats: bool = True, momentum: float = 0.1, eps: float = 1e-5
                    ) -> Optional[Tensor]:
     if not use_input_stats or x.dtype not in (torch.float32, torch.float64) or x.dim() < 3 \
-            or not x.is_contiguous():
+            or not _is_dense(x):
         return None
     affine = _affine(x, weight, bias, eps)
     return None if affine is None else torch.addcmul(affine[1], x, affine[0])
@@ -129,8 +147,12 @@ def _conv3d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: An
             or x.dim() != 5 or isinstance(padding, str) or weight.shape[2:].numel() == 1
             or not _MKLDNN):
         return None
-    return torch.mkldnn_convolution(x, weight, bias, _triple(padding), _triple(stride),
-                                    _triple(dilation), groups)
+    # oneDNN runs channels-last (NDHWC) activations without reordering them to its blocked
+    # layout and back: ~1.8x faster for the wide, few-channel layers that dominate a U-Net
+    fmt = torch.channels_last_3d
+    return torch.mkldnn_convolution(x.contiguous(memory_format=fmt),
+                                    weight.contiguous(memory_format=fmt), bias,
+                                    _triple(padding), _triple(stride), _triple(dilation), groups)
 
 
 def _conv_transpose3d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
@@ -145,6 +167,13 @@ def _conv_transpose3d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
         return None
     n, cin, d, h, w = x.shape
     cout = weight.shape[1]
+    if not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last_3d):
+        # (N*D*H*W, C_in) @ (C_in, C_out * k^3), scattered to an NDHWC result
+        y = torch.mm(x.permute(0, 2, 3, 4, 1).reshape(-1, cin), weight.reshape(cin, -1))
+        y = y.view(n, d, h, w, cout, *kernel).permute(0, 1, 5, 2, 6, 3, 7, 4)
+        out = y.reshape(n, d * kernel[0], h * kernel[1], w * kernel[2], cout)
+        out = out.permute(0, 4, 1, 2, 3)
+        return out if bias is None else out.add_(bias.view(1, -1, 1, 1, 1))
     mat = weight.reshape(cin, -1).t()
     y = torch.stack([torch.mm(mat, x[i].reshape(cin, -1)) for i in range(n)]) if n > 1 else \
         torch.mm(mat, x.reshape(cin, -1))[None]
