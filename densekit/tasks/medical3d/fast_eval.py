@@ -78,9 +78,13 @@ def instance_stats(x: Tensor, eps: float, shift_in_place: bool = False
         stride = max(count // 4096, 1)
         sample = flat[:, ::stride] if flat.dim() == 2 else flat[:, ::stride, :]
         flat.sub_(sample.mean(dim, keepdim=True))
-    mean = flat.sum(dim).reshape(-1).div_(count)
-    var = torch.linalg.vector_norm(flat, dim=dim).reshape(-1).square_().div_(count) \
-        .sub_(mean * mean)
+    # float64 accumulators: a channels-last reduction runs over a strided axis, where float32
+    # partial sums of ~10^5 - 10^6 voxels lose digits that the normalisation then amplifies
+    acc = torch.float64 if flat.dim() == 3 else None
+    mean = flat.sum(dim, dtype=acc).reshape(-1).div_(count)
+    var = torch.linalg.vector_norm(flat, dim=dim, dtype=acc).reshape(-1).square_() \
+        .div_(count).sub_(mean * mean)
+    mean, var = mean.to(x.dtype), var.to(x.dtype)
     if not shift_in_place and bool((mean * mean > 10.0 * var.clamp(min=0) + 1e-12).any()):
         return None
     return mean, torch.rsqrt(var.clamp_(min=0).add_(eps))
