@@ -10,6 +10,8 @@ from densekit.backbones import RapidNet, UniRepLKNet
 from densekit.blocks import DilatedReparamBlock
 from densekit.registry import MODELS
 
+from .backbone_harness import tiny_det_batch, tiny_retinanet
+
 # tiny archs for fast tests (UniRepLKNet keeps its large kernels in stages 1-2)
 TINY_URLK = dict(depths=[1, 1, 2, 1], widths=[8, 16, 24, 32],
                  kernel_sizes=[(3,), (13,), (13, 3), (7,)])
@@ -194,43 +196,8 @@ def test_one_step_in_mmseg_encoder_decoder(backbone):
     dict(type='densekit.RapidNet', arch=TINY_RAPID, out_indices=(1, 2, 3))],
     ids=lambda b: b['type'])
 def test_one_step_in_mmdet_retinanet(backbone):
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-
-    torch.manual_seed(0)
-    model = MODELS.build(dict(
-        type='mmdet.RetinaNet',
-        data_preprocessor=dict(type='mmdet.DetDataPreprocessor', mean=[127.5] * 3,
-                               std=[64.0] * 3, pad_size_divisor=32),
-        backbone=backbone,
-        neck=dict(type='densekit.FPN', in_channels=[16, 24, 32], out_channels=16,
-                  start_level=0, add_extra_convs='on_input', num_outs=4),
-        bbox_head=dict(
-            type='mmdet.RetinaHead', num_classes=2, in_channels=16, stacked_convs=1,
-            feat_channels=16,
-            anchor_generator=dict(type='mmdet.AnchorGenerator', octave_base_scale=4,
-                                  scales_per_octave=1, ratios=[1.0], strides=[8, 16, 32, 64]),
-            bbox_coder=dict(type='mmdet.DeltaXYWHBBoxCoder', target_means=[0.0] * 4,
-                            target_stds=[1.0] * 4),
-            loss_cls=dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
-                          loss_weight=1.0),
-            loss_bbox=dict(type='mmdet.L1Loss', loss_weight=1.0)),
-        train_cfg=dict(assigner=dict(type='mmdet.MaxIoUAssigner', pos_iou_thr=0.5,
-                                     neg_iou_thr=0.4, min_pos_iou=0, ignore_iof_thr=-1),
-                       sampler=dict(type='mmdet.PseudoSampler'), allowed_border=-1,
-                       pos_weight=-1, debug=False),
-        test_cfg=dict(nms_pre=100, min_bbox_size=0, score_thr=0.05,
-                      nms=dict(type='nms', iou_threshold=0.5), max_per_img=10)))
-    samples = []
-    for _ in range(2):
-        s = DetDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64),
-                                        scale_factor=(1.0, 1.0)))
-        s.gt_instances = InstanceData(
-            bboxes=torch.tensor([[6.0, 10.0, 40.0, 36.0], [28.0, 20.0, 60.0, 62.0]]),
-            labels=torch.tensor([0, 1]))
-        samples.append(s)
-    data = dict(inputs=[torch.randint(0, 256, (3, 64, 64), dtype=torch.uint8) for _ in range(2)],
-                data_samples=samples)
+    model = tiny_retinanet(backbone, [16, 24, 32])
+    data = tiny_det_batch([[6.0, 10.0, 40.0, 36.0], [28.0, 20.0, 60.0, 62.0]])
     _step(model, data, model.backbone)
 
 

@@ -1,30 +1,9 @@
 # RetinaNet on FasterNet-T0 (partial convolutions) with densekit.FPN, CPU-sized, trained from
-# scratch on the built-in synthetic shapes (160x160, 6 classes). The backbone's stride-8/16/32
-# levels (80/160/320 channels) feed the FPN; an extra stride-64 level comes from the input.
-_base_ = ['../_base_/default_runtime.py', '../_base_/datasets/shapes_coco.py',
-          '../_base_/schedules/det_cpu_iters.py']
-task = 'det'
+# scratch on the built-in synthetic shapes (160x160, 6 classes): the half-width ResNet-18
+# RetinaNet with the backbone swapped. FasterNet's stride-8/16/32 levels (80/160/320 channels)
+# feed the FPN; an extra stride-64 level comes from the input.
+_base_ = ['./retinanet_r18-half_fpn_1xb8-shapes-160x160.py']
 model = dict(
-    type='mmdet.RetinaNet',
-    data_preprocessor=dict(type='mmdet.DetDataPreprocessor', mean=[127.5, 127.5, 127.5],
-                           std=[64.0, 64.0, 64.0], bgr_to_rgb=True, pad_size_divisor=32),
-    backbone=dict(type='densekit.FasterNet', arch='t0', out_indices=(1, 2, 3), frozen_stages=-1,
-                  norm_eval=False),
-    neck=dict(type='densekit.FPN', in_channels=[80, 160, 320], out_channels=64, start_level=0,
-              add_extra_convs='on_input', num_outs=4),
-    bbox_head=dict(
-        type='mmdet.RetinaHead', num_classes=6, in_channels=64, stacked_convs=2, feat_channels=64,
-        anchor_generator=dict(type='mmdet.AnchorGenerator', octave_base_scale=4,
-                              scales_per_octave=2, ratios=[0.5, 1.0, 2.0],
-                              strides=[8, 16, 32, 64]),
-        bbox_coder=dict(type='mmdet.DeltaXYWHBBoxCoder', target_means=[0.0, 0.0, 0.0, 0.0],
-                        target_stds=[1.0, 1.0, 1.0, 1.0]),
-        loss_cls=dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
-                      loss_weight=1.0),
-        loss_bbox=dict(type='mmdet.L1Loss', loss_weight=1.0)),
-    train_cfg=dict(assigner=dict(type='mmdet.MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4,
-                                 min_pos_iou=0, ignore_iof_thr=-1),
-                   sampler=dict(type='mmdet.PseudoSampler'), allowed_border=-1, pos_weight=-1,
-                   debug=False),
-    test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05,
-                  nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
+    backbone=dict(_delete_=True, type='densekit.FasterNet', arch='t0', out_indices=(1, 2, 3),
+                  frozen_stages=-1, norm_eval=False),
+    neck=dict(in_channels=[80, 160, 320]))

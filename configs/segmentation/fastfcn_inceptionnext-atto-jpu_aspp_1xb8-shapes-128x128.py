@@ -1,25 +1,9 @@
-# FastFCN on InceptionNeXt-atto: the backbone's stride-8/16/32 levels (80/160/320 channels)
-# go through densekit.JPU (joint pyramid upsampling to stride 8) and densekit.ASPPHead,
-# CPU-sized, trained from scratch on the built-in shapes. JPU returns (C3, C4, JPU out); the
-# head reads index 2 (4 x mid channels).
-_base_ = ['../_base_/default_runtime.py', '../_base_/datasets/shapes_seg.py',
-          '../_base_/schedules/cpu_iters.py']
-task = 'seg'
-norm_cfg = dict(type='BN', requires_grad=True)
-data_preprocessor = dict(type='mmseg.SegDataPreProcessor', mean=[127.5, 127.5, 127.5],
-                         std=[64.0, 64.0, 64.0], bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
-                         size=(128, 128))
-loss_decode = dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
-visualizer = dict(type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')], alpha=0.6)
+# FastFCN on InceptionNeXt-atto: the half-width ResNet-18 FastFCN with the backbone swapped.
+# InceptionNeXt's stride-8/16/32 levels (80/160/320 channels) go through densekit.JPU (joint
+# pyramid upsampling to stride 8) and densekit.ASPPHead, CPU-sized, trained from scratch on the
+# built-in shapes.
+_base_ = ['./fastfcn_r18-half-jpu_aspp_1xb8-shapes-128x128.py']
 model = dict(
-    type='mmseg.EncoderDecoder',
-    data_preprocessor=data_preprocessor,
-    backbone=dict(type='densekit.InceptionNeXt', arch='atto', out_indices=(1, 2, 3),
+    backbone=dict(_delete_=True, type='densekit.InceptionNeXt', arch='atto', out_indices=(1, 2, 3),
                   drop_path_rate=0.0),
-    neck=dict(type='densekit.JPU', in_channels=(80, 160, 320), mid_channels=64, start_level=0,
-              end_level=-1, dilations=(1, 2, 4, 8), align_corners=False, norm_cfg=norm_cfg),
-    decode_head=dict(type='densekit.ASPPHead', in_channels=256, in_index=2, channels=64,
-                     dilations=(1, 3, 6, 9), dropout_ratio=0.1, num_classes=7, norm_cfg=norm_cfg,
-                     align_corners=False, loss_decode=loss_decode),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+    neck=dict(in_channels=(80, 160, 320)))

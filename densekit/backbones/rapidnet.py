@@ -37,7 +37,7 @@ Example:
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Sequence, Union
 
 import torch
 from mmcv.cnn.bricks import DropPath
@@ -223,10 +223,6 @@ class RapidNet(PyramidBackbone):
         self.stages = nn.ModuleList(stages)
         self.freeze_stages()
 
-    @property
-    def total_stride(self) -> Tuple[int, ...]:
-        """Per-axis stride of the deepest returned level."""
-        return (max(self.strides),) * self.spatial_dims
 
     @torch.no_grad()
     def switch_to_deploy(self) -> RapidNet:

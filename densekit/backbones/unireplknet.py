@@ -40,7 +40,7 @@ Example:
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 from mmcv.cnn.bricks import DropPath
@@ -226,10 +226,6 @@ class UniRepLKNet(PyramidBackbone):
             self.add_out_norms(ChannelLayerNorm)
         self.freeze_stages()
 
-    @property
-    def total_stride(self) -> Tuple[int, ...]:
-        """Per-axis stride of the deepest returned level (sliding-window sizes divide by it)."""
-        return (max(self.strides),) * self.spatial_dims
 
     @torch.no_grad()
     def switch_to_deploy(self) -> UniRepLKNet:
