@@ -25,12 +25,14 @@ model = dict(
                      loss_decode=loss_decode),
     train_cfg=dict(),
     test_cfg=dict(mode='whole'))
-# Sized to the 6-minute CPU budget (0.17-0.22 s/iteration on 2 cores): 1600 iterations, poly
-# decay ending with the run.
+# A 2000-iteration poly schedule for the 6-minute CPU budget: at 0.17-0.22 s/iteration on
+# 2 cores the budget (--time-budget 360, or the demo's) stops it after ~1700 iterations, before
+# the learning rate has decayed. Two such runs gave mIoU 82.3 and 82.4; one complete
+# 1600-iteration schedule gave 73.7.
 optim_wrapper = dict(optimizer=dict(lr=3e-3))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
-    dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=50, end=1600, by_epoch=False),
+    dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=50, end=2000, by_epoch=False),
 ]
-train_cfg = dict(max_iters=1600, val_interval=1600)
-default_hooks = dict(checkpoint=dict(interval=1600))
+train_cfg = dict(max_iters=2000, val_interval=2000)
+default_hooks = dict(checkpoint=dict(interval=2000))
