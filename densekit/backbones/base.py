@@ -23,11 +23,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, Tuple, Union
 
+import torch
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from densekit.layers import LayerFactory, check_spatial_dims
+from densekit.layers import ConvNormAct, LayerFactory, check_spatial_dims
 
 __all__ = ['PyramidBackbone']
 
@@ -71,6 +72,8 @@ class PyramidBackbone(BaseModule):
     arch_defaults: ClassVar[Dict[str, Any]] = {}
     #: stride of the stem (level 0)
     stem_stride: ClassVar[int] = 4
+    # module types with their own ``switch_to_deploy()`` (re-parameterisable units)
+    deploy_units: ClassVar[Tuple[type, ...]] = ()
 
     def __init__(self, arch: ArchSpec, *, in_channels: int = 3,
                  out_indices: Sequence[int] = (0, 1, 2, 3), spatial_dims: int = 2,
@@ -198,6 +201,20 @@ class PyramidBackbone(BaseModule):
             out.append(rates[start:start + depth])
             start += depth
         return out
+
+    @torch.no_grad()
+    def switch_to_deploy(self) -> PyramidBackbone:
+        """Re-parameterise every ``deploy_units`` module and fold every BatchNorm of a
+        :class:`~densekit.layers.ConvNormAct` into its conv (in place, eval mode); returns self."""
+        self.eval()
+        for module in self.modules():
+            if isinstance(module, self.deploy_units):
+                module.switch_to_deploy()
+            elif isinstance(module, ConvNormAct):
+                module.fuse()
+        return self
+
+    reparameterize = switch_to_deploy
 
     def freeze_stages(self) -> None:
         """Freeze the stem and the first ``frozen_stages`` stages (and their output norms)."""

@@ -174,6 +174,7 @@ class RapidNet(PyramidBackbone):
             do not fit the depths, or bad arguments.
     """
 
+    deploy_units = (ConvPosEnc,)  # switch_to_deploy() (PyramidBackbone) merges these
     arch_settings = {
         'tiny': dict(depths=[2, 2, 8, 4], widths=[32, 64, 112, 224], mldc_blocks=[0, 0, 2, 2]),
         'small': dict(depths=[3, 3, 12, 6], widths=[32, 64, 112, 224]),
@@ -224,16 +225,3 @@ class RapidNet(PyramidBackbone):
         self.freeze_stages()
 
 
-    @torch.no_grad()
-    def switch_to_deploy(self) -> RapidNet:
-        """Merge the positional encodings' identities and fold every BatchNorm (in place,
-        eval mode)."""
-        self.eval()
-        for module in self.modules():
-            if isinstance(module, ConvPosEnc):
-                module.switch_to_deploy()
-            elif isinstance(module, ConvNormAct):
-                module.fuse()
-        return self
-
-    reparameterize = switch_to_deploy

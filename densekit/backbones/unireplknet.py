@@ -174,6 +174,7 @@ class UniRepLKNet(PyramidBackbone):
         ValueError: an unknown ``arch`` (naming it and the valid ones) or bad arguments.
     """
 
+    deploy_units = (UniRepLKNetBlock,)  # switch_to_deploy() (PyramidBackbone) merges these
     arch_settings = {
         'atto': dict(depths=[2, 2, 6, 2], widths=[40, 80, 160, 320], kernel_sizes=_KERNELS_AFP),
         'femto': dict(depths=[2, 2, 6, 2], widths=[48, 96, 192, 384], kernel_sizes=_KERNELS_AFP),
@@ -227,15 +228,3 @@ class UniRepLKNet(PyramidBackbone):
         self.freeze_stages()
 
 
-    @torch.no_grad()
-    def switch_to_deploy(self) -> UniRepLKNet:
-        """Re-parameterise every block and fold every BatchNorm (in place, eval mode)."""
-        self.eval()
-        for module in self.modules():
-            if isinstance(module, UniRepLKNetBlock):
-                module.switch_to_deploy()
-            elif isinstance(module, ConvNormAct):
-                module.fuse()
-        return self
-
-    reparameterize = switch_to_deploy
