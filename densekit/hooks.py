@@ -1,7 +1,6 @@
 """Runner hooks densekit adds: progress bars for evaluation and a wall-clock training budget."""
 from __future__ import annotations
 
-import time
 from typing import Any, Optional
 
 from mmengine.dist import is_main_process
@@ -9,6 +8,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
+from densekit.clock import Rank0Clock
 from densekit.registry import HOOKS
 
 
@@ -62,23 +62,44 @@ class TimeBudgetHook(Hook):
     that iteration (and points ``last_checkpoint`` at it) unless one exists already, so a
     budget-limited run always leaves its final weights. Used by the demo to keep each stage in
     its budget.
+
+    In a distributed run the time is rank 0's (:class:`densekit.clock.Rank0Clock`, one scalar
+    broadcast per check): rank 0's clock decides and every rank stops after the same
+    iteration. With each rank's own clock a rank that started later would train on alone and
+    wait forever in the next all-reduce.
+
+    Args:
+        budget_s: Seconds of training (from ``before_train``).
+        check_every: Check the clock (a collective in distributed runs) every this many
+            iterations; the run may overshoot the budget by up to that many iterations.
     """
 
     priority = 'LOW'
 
-    def __init__(self, budget_s: float) -> None:
+    def __init__(self, budget_s: float, check_every: int = 1) -> None:
         if not budget_s > 0:
             raise ValueError(f'budget_s must be > 0 seconds, got {budget_s!r}')
+        if not isinstance(check_every, int) or isinstance(check_every, bool) or check_every < 1:
+            raise ValueError(f'check_every must be an int >= 1, got {check_every!r}')
         self.budget_s = float(budget_s)
-        self._start: Optional[float] = None
+        self.check_every = check_every
+        self._clock = Rank0Clock(sync_every=1)
+        self._checks = 0
 
     def before_train(self, runner: Any) -> None:  # noqa: D102
-        self._start = time.perf_counter()
+        self._clock.start()
+        self._checks = 0
         print_log(f'training time budget: {self.budget_s:.0f} s', logger='current')
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                          outputs: Any = None) -> None:  # noqa: D102
-        if self._start is None or time.perf_counter() - self._start < self.budget_s:
+        if not self._clock.started:
+            return
+        self._checks += 1
+        if self._checks % self.check_every:
+            return
+        # every rank reads rank 0's elapsed time, so every rank takes rank 0's decision
+        if self._clock.elapsed() < self.budget_s:
             return
         loop = runner.train_loop
         if not getattr(loop, 'stop_training', False):

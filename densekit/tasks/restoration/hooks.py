@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from typing import Any, List, Optional, Union
 
 from mmengine.hooks import Hook
 
+from densekit.clock import Rank0Clock
 from densekit.registry import HOOKS
 
 __all__ = ['TimeCosineLRHook', 'CpuThreadsHook', 'idle_cpu_threads']
@@ -36,12 +36,16 @@ class TimeCosineLRHook(Hook):
         min_ratio: Final factor.
         validate_at_end: Run the validation loop when training stops early (a time budget
             stops the loop before ``max_iters``, where mmengine would have validated).
+        sync_every: Read rank 0's clock (one broadcast) every this many iterations and keep
+            the rate in between; 1 follows the clock every iteration. Single-process runs never
+            communicate.
     """
 
     priority = 'HIGH'
 
     def __init__(self, budget_s: float, warmup_iters: int = 20, warmup_ratio: float = 0.1,
-                 min_ratio: float = 0.01, validate_at_end: bool = True) -> None:
+                 min_ratio: float = 0.01, validate_at_end: bool = True,
+                 sync_every: int = 1) -> None:
         if not budget_s > 0:
             raise ValueError(f'budget_s must be > 0 seconds, got {budget_s!r}')
         if not isinstance(warmup_iters, int) or warmup_iters < 0:
@@ -52,7 +56,7 @@ class TimeCosineLRHook(Hook):
         self.budget_s, self.warmup_iters = float(budget_s), warmup_iters
         self.warmup_ratio, self.min_ratio = warmup_ratio, min_ratio
         self.validate_at_end = validate_at_end
-        self._start: Optional[float] = None
+        self._clock = Rank0Clock(sync_every=sync_every)
         self._base: List[float] = []
 
     def factor(self, iteration: int, elapsed_s: float) -> float:
@@ -69,13 +73,13 @@ class TimeCosineLRHook(Hook):
         return list(wrapper.optimizer.param_groups)
 
     def before_train(self, runner: Any) -> None:  # noqa: D102
-        self._start = time.perf_counter()
+        self._clock.start()
         self._base = [group['lr'] for group in self._groups(runner)]
 
     def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:  # noqa: D102
-        if self._start is None:
+        if not self._clock.started:
             return
-        factor = self.factor(runner.iter, time.perf_counter() - self._start)
+        factor = self.factor(runner.iter, self._clock.elapsed())
         for group, base in zip(self._groups(runner), self._base):
             group['lr'] = base * factor
 
