@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from densekit.accel.volumetric import instance_norm_act_, instance_stats
 from densekit.tasks.medical3d import (
     fast_inference,
     importance_map,
     sliding_window_inference,
     sliding_window_labels,
 )
-from densekit.tasks.medical3d.fast_eval import instance_norm_act_, instance_stats
 from densekit.tasks.medical3d.windows import window_starts
 
 monai_inferers = pytest.importorskip('monai.inferers')

@@ -8,7 +8,12 @@ from mmdet.registry import MODELS as MMDET_MODELS
 from mmseg.registry import MODELS as MMSEG_MODELS
 
 from densekit.layers import set_fast_eval
-from densekit.layers.testing import randomize_norms_, torch_threads
+from densekit.layers.testing import (
+    assert_close_to_reference,
+    float64_copy,
+    randomize_norms_,
+    torch_threads,
+)
 from densekit.necks import FPN
 from densekit.registry import MODELS
 
@@ -74,17 +79,22 @@ def test_fpn_matches_mmdet_eval_and_train(cfg, batch, size):
     ours.train(), peer.train()
     ins = [f.clone().requires_grad_() for f in feats]
     ref_ins = [f.clone().requires_grad_() for f in feats]
-    outs, refs = ours(ins), peer(ref_ins)
+    ins64, peer64 = float64_copy(ref_ins), float64_copy(peer)
+    outs, refs, refs64 = ours(ins), peer(ref_ins), peer64(ins64)
     assert_same(outs, refs)
     weights = [torch.randn_like(r) for r in refs]
     sum((o * w).sum() for o, w in zip(outs, weights)).backward()
     sum((r * w).sum() for r, w in zip(refs, weights)).backward()
-    for a, b in zip(ins, ref_ins):
+    sum((r * w.double()).sum() for r, w in zip(refs64, weights)).backward()
+    # gradients sum over whole maps: judged against torch's own error vs float64
+    for a, b, r in zip(ins, ref_ins, ins64):
         if b.grad is not None:
-            torch.testing.assert_close(a.grad, b.grad, atol=1e-4, rtol=1e-5)
+            assert_close_to_reference(a.grad, b.grad, r.grad, what='input grad')
     peer_grads = dict(peer.named_parameters())
+    peer64_grads = dict(peer64.named_parameters())
     for name, p in ours.named_parameters():
-        torch.testing.assert_close(p.grad, peer_grads[name].grad, atol=1e-3, rtol=1e-4)
+        assert_close_to_reference(p.grad, peer_grads[name].grad, peer64_grads[name].grad,
+                                  what=name)
 
 
 @pytest.mark.parametrize('add_extra_convs', [False, 'on_input', 'on_output'])

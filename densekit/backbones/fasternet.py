@@ -23,6 +23,7 @@ import torch
 from mmcv.cnn.bricks.drop import DropPath
 from torch import Tensor, nn
 
+from densekit.accel import use
 from densekit.backbones.base import ArchSpec, PyramidBackbone
 from densekit.blocks.pconv import PConv
 from densekit.layers import ConvNormAct, LayerFactory
@@ -69,6 +70,7 @@ class FasterNetBlock(nn.Module):
         self.layer_scale = (nn.Parameter(torch.full((channels,), float(layer_scale_init_value)))
                             if layer_scale_init_value > 0 else None)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.fast_eval = True  # set_fast_eval(model, False) forbids the in-place inference
 
     def _branch_tail(self, y: Tensor) -> Tensor:
         y = self.mlp_out(self.mlp_in(y))
@@ -78,7 +80,7 @@ class FasterNetBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, C, *spatial)`` -> same shape."""
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or not (self.fast_eval and use('inplace', x)):
             return x + self._branch_tail(self.spatial_mixing(x))
         # inference: mix the first channels in place, run the MLP, then restore the input
         head = self.spatial_mixing.mix_(x)

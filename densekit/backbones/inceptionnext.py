@@ -29,10 +29,10 @@ import torch.nn.functional as F
 from mmcv.cnn.bricks.drop import DropPath
 from torch import Tensor, nn
 
+from densekit.accel import use
 from densekit.backbones.base import ArchSpec, PyramidBackbone
 from densekit.backbones.convnext import trunc_normal_init
 from densekit.layers import ConvNormAct, LayerFactory
-from densekit.layers.fold import DerivedCache
 from densekit.registry import MODELS
 
 __all__ = ['InceptionNeXt', 'InceptionDWConv', 'MetaNeXtBlock']
@@ -137,13 +137,13 @@ class MetaNeXtBlock(nn.Module):
         self.gamma = (nn.Parameter(torch.full((channels,), float(layer_scale_init_value)))
                       if layer_scale_init_value > 0 else None)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self._folded = DerivedCache()
+        self.fast_eval = True  # set_fast_eval(model, False) forbids the fast path
 
     def _folded_params(self) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """fc1 with the eval BatchNorm folded in, fc2 with the layer scale folded in."""
         bn, fc1, fc2 = self.norm, self.mlp.fc1, self.mlp.fc2
 
-        def fold() -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        with torch.no_grad():  # recomputed per call (one pass over the weights): never stale
             scale = torch.rsqrt(bn.running_var + bn.eps) * bn.weight
             shift = bn.bias - bn.running_mean * scale
             w1 = fc1.weight.flatten(1)
@@ -154,15 +154,12 @@ class MetaNeXtBlock(nn.Module):
                 w2, b2 = w2 * self.gamma[:, None], b2 * self.gamma
             return w1.contiguous(), b1, w2.contiguous(), b2
 
-        sources = (fc1.weight, fc1.bias, fc2.weight, fc2.bias, bn.weight, bn.bias,
-                   bn.running_mean, bn.running_var, self.gamma)
-        return self._folded.get(sources, fold, extra=(bn.eps,))
-
     def forward(self, x: Tensor) -> Tensor:
         """``(N, C, *spatial)`` -> same shape."""
         y = self.token_mixer(x)
         fc1, fc2 = self.mlp.fc1, self.mlp.fc2
-        if not torch.is_grad_enabled() and not self.norm.training:
+        if not torch.is_grad_enabled() and not self.norm.training and self.fast_eval \
+                and use('fold_bn', y, fc1.weight):
             w1, b1, w2, b2 = self._folded_params()
             y = F.linear(self.mlp.act(F.linear(y.movedim(1, -1), w1, b1)), w2, b2)
             return self.drop_path(y.movedim(-1, 1)).add_(x)

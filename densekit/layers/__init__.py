@@ -4,11 +4,20 @@
   ``spatial_dims``;
 * :func:`normalize_spec` - one form for every way of writing a layer spec;
 * :class:`ConvNormAct` / :class:`SeparableConvNormAct` - mmcv ``ConvModule``-compatible units;
-* :mod:`~densekit.layers.fold` - BatchNorm folding, the eval fast path;
-* :class:`ChannelLayerNorm` - LayerNorm over the channels of an NCHW / NCDHW tensor;
-* :mod:`~densekit.layers.taps` - convolutions that skip taps falling in the zero padding;
-* :mod:`~densekit.layers.polyphase` - dilated depthwise convs on polyphase components.
+* :mod:`~densekit.layers.fold` - BatchNorm folding (deploy, and the ``fold_bn`` fast path);
+* :class:`ChannelLayerNorm` - LayerNorm over the channels of an NCHW / NCDHW tensor.
+
+The fast paths themselves (tap skipping, polyphase convs, ...) live in :mod:`densekit.accel`;
+their helpers are re-exported here for the necks.
 """
+from densekit.accel.polyphase import (
+    cat_phases,
+    channels_last,
+    conv_polyphase,
+    empty_channels_last,
+    is_channels_last,
+)
+from densekit.accel.taps import conv_skip_padding, valid_tap_fraction, zone_plan
 from densekit.layers.conv_norm_act import (
     ConvNormAct,
     SeparableConvNormAct,
@@ -24,22 +33,14 @@ from densekit.layers.factory import (
     interp_mode,
     resize,
 )
-from densekit.layers.fold import FoldedParams, can_fold, fold_conv_bn, fuse_conv_bn, set_fast_eval
+from densekit.layers.fold import can_fold, fold_conv_bn, fuse_conv_bn, set_fast_eval
 from densekit.layers.norm import ChannelLayerNorm
-from densekit.layers.polyphase import (
-    cat_phases,
-    channels_last,
-    conv_polyphase,
-    empty_channels_last,
-    is_channels_last,
-)
 from densekit.layers.spec import LayerSpec, normalize_spec
-from densekit.layers.taps import conv_skip_padding, valid_tap_fraction, zone_plan
 
 __all__ = [
     'SPATIAL_DIMS', 'LayerFactory', 'as_tuple', 'check_features', 'check_spatial_dims',
     'interp_mode', 'resize', 'LayerSpec', 'normalize_spec', 'ConvNormAct',
-    'SeparableConvNormAct', 'conv_forward', 'fuse_model', 'FoldedParams', 'can_fold',
+    'SeparableConvNormAct', 'conv_forward', 'fuse_model', 'can_fold',
     'fold_conv_bn', 'fuse_conv_bn', 'set_fast_eval', 'conv_skip_padding', 'valid_tap_fraction',
     'zone_plan', 'cat_phases', 'channels_last', 'conv_polyphase', 'empty_channels_last',
     'is_channels_last', 'ChannelLayerNorm',

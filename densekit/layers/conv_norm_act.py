@@ -5,15 +5,17 @@ Constructor arguments follow mmcv's ``ConvModule`` (``conv_cfg`` / ``norm_cfg`` 
 ConvModule's (``conv.weight``, ``bn.running_mean``, ``gn.weight``, ``activate.weight``...), so
 OpenMMLab checkpoints load as they are.
 
-Eval fast path (``fast_eval=True``, the default): when the norm is a BatchNorm using running
-statistics it is folded into the conv (:mod:`densekit.layers.fold`), with the folded weight
-cached in the input's memory format; without autograd the activation runs in place on the
-fresh conv output. :func:`fuse_model` makes the folding permanent (deploy).
+The block expresses the plain computation; the execution layer (:mod:`densekit.accel`) decides
+per call whether an exact fast path replaces part of it (only on CPU float32, outside autocast,
+tracing, export and compile, and while the switch and ``fast_eval`` allow it):
 
-Exact algorithm choices (train and eval): zero-padded convs whose taps mostly fall in the
-padding (large dilations on small maps) only compute the in-bounds taps
-(:mod:`densekit.layers.taps`), and dilated depthwise convs on channels-last inputs run on
-polyphase components (:mod:`densekit.layers.polyphase`).
+* ``fold_bn``: a BatchNorm using running statistics is folded into the conv weights
+  (:func:`~densekit.layers.fold.fold_conv_bn`), recomputed from the current parameters on every
+  call, so no edit of the weights (``.data``, EMA swaps, ``load_state_dict``, ``.to()``) can
+  leave it stale; :func:`fuse_model` makes the folding permanent (deploy);
+* ``channels_last``: the folded weight is written channels-last for a channels-last input;
+* ``inplace``: without autograd the activation runs in place on the fresh conv output;
+* ``tap_skip`` / ``polyphase``: the conv algorithm (:func:`~densekit.accel.conv.conv_forward`).
 """
 from __future__ import annotations
 
@@ -24,18 +26,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from densekit.accel import use
+from densekit.accel.conv import conv_forward, is_plain_conv, polyphase_factors
+from densekit.accel.polyphase import batch_to_space, conv_phases, is_channels_last
 from densekit.layers.factory import LayerFactory, as_tuple
-from densekit.layers.fold import DerivedCache, FoldedParams, can_fold, fold_conv_bn
-from densekit.layers.polyphase import (
-    CL_DEPTHWISE_MAX_DILATION,
-    batch_to_space,
-    channels_last,
-    conv_phases,
-    conv_polyphase,
-    is_channels_last,
-    is_same_padded,
-)
-from densekit.layers.taps import conv_skip_padding, skip_plan
+from densekit.layers.fold import can_fold, fold_conv_bn
 
 __all__ = ['ConvNormAct', 'SeparableConvNormAct', 'conv_forward', 'fuse_model']
 
@@ -48,75 +43,7 @@ _INPLACE_FNS = {
     nn.Hardswish: lambda m, x: F.hardswish(x, inplace=True),
     nn.Hardsigmoid: lambda m, x: F.hardsigmoid(x, inplace=True),
 }
-_CONV_FNS = {2: F.conv2d, 3: F.conv3d}
-
-
-def conv_forward(conv: nn.Module, x: Tensor, weight: Optional[Tensor] = None,
-                 bias: Optional[Tensor] = None, out: Optional[Tensor] = None) -> Tensor:
-    """Run ``conv`` on ``x``, optionally with replacement (e.g. BN-folded) weight and bias.
-
-    Plain ``nn.Conv2d`` / ``nn.Conv3d`` with zero padding pick the fastest exact algorithm:
-    dilated depthwise convs on channels-last inputs run on polyphase components
-    (:mod:`~densekit.layers.polyphase`); convs whose taps mostly fall in the padding skip those
-    taps (:mod:`~densekit.layers.taps`, done by oneDNN itself for channels-last forwards); other
-    conv modules run their own forward.
-
-    Args:
-        conv: The convolution module.
-        x: ``(N, C_in, *spatial)`` input (NCHW or NCDHW).
-        weight: Weight to use instead of ``conv.weight``.
-        bias: Bias to use instead of ``conv.bias`` (only read when ``weight`` is given).
-        out: Optional tensor to write the result into (no autograd).
-
-    Returns:
-        ``(N, C_out, *out_spatial)``.
-    """
-    if weight is None:
-        weight, bias = getattr(conv, 'weight', None), getattr(conv, 'bias', None)
-    if _plain(conv):
-        y = _plain_conv(x, weight, bias, conv, out)
-        if y is out:
-            return out
-    elif weight is not getattr(conv, 'weight', None) and hasattr(conv, '_conv_forward'):
-        y = conv._conv_forward(x, weight, bias)
-    else:
-        y = conv(x)
-    if out is not None:
-        out.copy_(y)
-        return out
-    return y
-
-
-def _plain(conv: nn.Module) -> bool:
-    return type(conv) in (nn.Conv2d, nn.Conv3d) and conv.padding_mode == 'zeros' \
-        and not isinstance(conv.padding, str)
-
-
-def polyphase_factors(conv: nn.Module, x: Tensor, weight: Tensor,
-                      needs_grad: bool) -> Optional[Tuple[int, ...]]:
-    """The dilation if ``conv`` (a dilated, same-padded depthwise conv on a channels-last ``x``)
-    is fastest on polyphase components, else None."""
-    dilation = tuple(conv.dilation)
-    if (is_channels_last(x) and conv.groups == x.shape[1] > 1 and max(dilation) > 1
-            and is_same_padded(weight.shape[2:], conv.stride, conv.padding, dilation)
-            and (needs_grad or max(dilation) > CL_DEPTHWISE_MAX_DILATION)):
-        return dilation
-    return None
-
-
-def _plain_conv(x: Tensor, weight: Tensor, bias: Optional[Tensor], conv: nn.Module,
-                out: Optional[Tensor]) -> Tensor:
-    """Pick the fastest exact algorithm for a zero-padded torch conv (see module docstring)."""
-    dilation, groups = conv.dilation, conv.groups
-    needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-    if polyphase_factors(conv, x, weight, needs_grad) is not None:
-        return conv_polyphase(x, weight, bias, dilation, groups)
-    if not (is_channels_last(x) and not needs_grad):  # oneDNN's cl forward skips padding taps
-        zones = skip_plan(x, weight, conv.stride, conv.padding, dilation, groups)
-        if zones is not None:
-            return conv_skip_padding(x, weight, bias, zones, conv.padding, dilation, groups,
-                                     out=out)
-    return _CONV_FNS[x.dim() - 2](x, weight, bias, conv.stride, conv.padding, dilation, groups)
+_FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
 
 
 class ConvNormAct(nn.Module):
@@ -136,7 +63,8 @@ class ConvNormAct(nn.Module):
         norm_cfg: Norm spec, e.g. ``dict(type='BN')`` or ``dict(type='GN', num_groups=32)``.
         act_cfg: Activation spec, e.g. ``dict(type='ReLU')``; None for no activation.
         inplace: Run the activation in place (in training; without autograd it always is).
-        fast_eval: Enable the eval fast path (see module docstring).
+        fast_eval: Allow the fast paths of :mod:`densekit.accel` for this block (see the
+            module docstring); False always runs the plain conv, norm and activation.
 
     Raises:
         ValueError: bad channel counts, groups, per-axis tuple lengths or layer specs.
@@ -193,8 +121,6 @@ class ConvNormAct(nn.Module):
             self.add_module(self.norm_name, norm)
         if self.with_activation:
             self.activate = layers.act(act_cfg, inplace=inplace)
-        self._folded = FoldedParams()
-        self._weight_cl = DerivedCache()
         self.init_weights()
 
     @property
@@ -220,29 +146,33 @@ class ConvNormAct(nn.Module):
             nn.init.zeros_(norm.bias)
 
     # -- fast path -----------------------------------------------------------------------------
-    def folds_norm(self) -> bool:
-        """Whether the next forward folds the norm into the conv."""
-        return self.fast_eval and can_fold(self.conv, self.norm)
+    def folds_norm(self, like: Optional[Tensor] = None) -> bool:
+        """Whether the next forward (on ``like``) folds the norm into the conv."""
+        if not (self.fast_eval and can_fold(self.conv, self.norm)):
+            return False
+        return use('fold_bn', like, self.conv.weight) if like is not None else \
+            use('fold_bn', self.conv.weight)
 
     def conv_params(self, like: Optional[Tensor] = None
                     ) -> Tuple[Optional[Tensor], Optional[Tensor], bool]:
         """Effective ``(weight, bias, norm_folded)`` of the conv for the next forward.
 
-        Without autograd the weight is cached in the memory format of ``like`` (the input), so
-        channels-last inputs do not pay a weight reorder on every call.
+        The fold is computed from the current parameters and statistics (no cache). Without
+        autograd a folded weight is written in the memory format of ``like`` (the input).
         """
         weight, bias = getattr(self.conv, 'weight', None), getattr(self.conv, 'bias', None)
-        folded = self.folds_norm()
+        folded = self.folds_norm(like)
+        if not folded:
+            return weight, bias, False
         if torch.is_grad_enabled():
-            if folded:
-                weight, bias = fold_conv_bn(weight, bias, self.norm)
-            return weight, bias, folded
-        if folded:
-            weight, bias = self._folded.get(self.conv, self.norm)
-        if weight is not None and like is not None and self.fast_eval and is_channels_last(like):
-            source = weight
-            weight = self._weight_cl.get((source,), lambda: channels_last(source))
-        return weight, bias, folded
+            weight, bias = fold_conv_bn(weight, bias, self.norm)
+            return weight, bias, True
+        with torch.no_grad():
+            fmt = torch.contiguous_format
+            if like is not None and is_channels_last(like) and use('channels_last', like):
+                fmt = _FORMATS[weight.dim()]
+            weight, bias = fold_conv_bn(weight, bias, self.norm, memory_format=fmt)
+        return weight, bias, True
 
     def after_conv(self, y: Tensor, norm_folded: bool, inplace_ok: bool = True) -> Tensor:
         """Apply the norm (unless folded) and the activation to a conv output ``y``.
@@ -255,7 +185,8 @@ class ConvNormAct(nn.Module):
             inplace_ok = True
         if self.with_activation:
             fn = _INPLACE_FNS.get(type(self.activate))
-            if fn is not None and inplace_ok and self.fast_eval and not torch.is_grad_enabled():
+            if fn is not None and inplace_ok and self.fast_eval and not torch.is_grad_enabled() \
+                    and use('inplace', y):
                 y = fn(self.activate, y)
             else:
                 y = self.activate(y)
@@ -274,7 +205,7 @@ class ConvNormAct(nn.Module):
         """
         weight, bias, folded = self.conv_params(like=x)
         conv_out = out if out is not None and (folded or not self.with_norm) else None
-        y = conv_forward(self.conv, x, weight, bias, out=conv_out)
+        y = conv_forward(self.conv, x, weight, bias, out=conv_out, fast=self.fast_eval)
         y = self.after_conv(y, folded)
         if out is not None and y is not out:
             out.copy_(y)
@@ -284,18 +215,16 @@ class ConvNormAct(nn.Module):
     # -- polyphase execution (used by SeparableConvNormAct) ---------------------------------------
     def polyphase_factors(self, x: Tensor) -> Optional[Tuple[int, ...]]:
         """The dilation if this block's conv would run on polyphase components of ``x``."""
-        if not _plain(self.conv):
+        if not is_plain_conv(self.conv):
             return None
-        weight = self.conv.weight
-        needs_grad = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-        return polyphase_factors(self.conv, x, weight, needs_grad)
+        return polyphase_factors(self.conv, x, fast=self.fast_eval)
 
     def pointwise_in_phases(self, x: Tensor, factors: Sequence[int]) -> bool:
         """Whether norm and activation act the same on polyphase components of ``x``: no norm,
         a BatchNorm using running statistics, or a training BatchNorm when no zero padding is
         added (its batch statistics then cover exactly the same values)."""
         norm = self.norm
-        if norm is None or self.folds_norm():
+        if norm is None or self.folds_norm(x):
             return True
         divisible = all(s % f == 0 for s, f in zip(x.shape[2:], factors))
         return isinstance(norm, _BatchNorm) and (not norm.training or divisible)
@@ -305,7 +234,7 @@ class ConvNormAct(nn.Module):
 
         Returns:
             The result in polyphase layout (see
-            :func:`~densekit.layers.polyphase.space_to_batch`); only valid when
+            :func:`~densekit.accel.polyphase.space_to_batch`); only valid when
             :meth:`pointwise_in_phases` holds.
         """
         weight, bias, folded = self.conv_params(like=x)
@@ -319,7 +248,7 @@ class ConvNormAct(nn.Module):
         self.norm.eval()
         if not can_fold(self.conv, self.norm):
             return self
-        weight, bias = self._folded.get(self.conv, self.norm)
+        weight, bias = fold_conv_bn(self.conv.weight, self.conv.bias, self.norm)
         conv = self.conv
         if conv.bias is None:
             conv.bias = nn.Parameter(torch.empty_like(bias))
@@ -327,7 +256,6 @@ class ConvNormAct(nn.Module):
         conv.bias.copy_(bias)
         delattr(self, self.norm_name)
         self.norm_name, self.with_norm = None, False
-        self._folded.clear()
         return self
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -120,8 +121,12 @@ def resize(x: Tensor, size: Optional[Sequence[int]] = None,
     mode = interp_mode(mode, x.dim() - 2)
     if mode in ('nearest', 'nearest-exact', 'area'):
         align_corners = None
-    return F.interpolate(x, size=None if size is None else tuple(int(s) for s in size),
-                         scale_factor=scale_factor, mode=mode, align_corners=align_corners)
+    if size is not None and not torch.jit.is_tracing():
+        size = tuple(int(s) for s in size)  # a jit trace keeps the sizes symbolic instead
+    elif size is not None:
+        size = tuple(size)
+    return F.interpolate(x, size=size, scale_factor=scale_factor, mode=mode,
+                         align_corners=align_corners)
 
 
 def check_features(features: Any, expected: int, argname: str, spatial_dims: int) -> None:

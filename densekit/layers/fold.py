@@ -4,20 +4,21 @@ A BatchNorm that uses its running statistics is an affine map per output channel
 ``bn(conv(x, w, b)) == conv(x, w * s, (b - mean) * s + beta)`` with
 ``s = gamma / sqrt(running_var + eps)`` (the idea of "Efficient ConvBN Blocks",
 arXiv:2305.11624). :class:`~densekit.layers.ConvNormAct` applies it automatically whenever its
-BatchNorm is in eval mode: under ``torch.no_grad()`` / ``torch.inference_mode()`` the folded
-weights are cached (and refreshed when any parameter or statistic changes in place); with
-gradients enabled they are computed on the fly, so frozen-BN fine-tuning stays differentiable.
+BatchNorm is in eval mode (on CPU float32, see :mod:`densekit.accel`). The folded weights are
+computed from the current parameters on every call - one pass over the weights, against
+``H * W`` passes of the conv itself - so there is no cache that an edit could leave stale
+(``.data`` edits and mmengine's EMA swaps do not bump tensor versions); with gradients enabled
+the fold is differentiable, so frozen-BN fine-tuning works through it.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ['fold_conv_bn', 'fuse_conv_bn', 'can_fold', 'DerivedCache', 'FoldedParams',
-           'set_fast_eval']
+__all__ = ['fold_conv_bn', 'fuse_conv_bn', 'can_fold', 'set_fast_eval']
 
 
 def can_fold(conv: nn.Module, norm: Optional[nn.Module]) -> bool:
@@ -32,13 +33,17 @@ def can_fold(conv: nn.Module, norm: Optional[nn.Module]) -> bool:
             and norm.running_var is not None)
 
 
-def fold_conv_bn(weight: Tensor, bias: Optional[Tensor], bn: _BatchNorm) -> Tuple[Tensor, Tensor]:
+def fold_conv_bn(weight: Tensor, bias: Optional[Tensor], bn: _BatchNorm,
+                 memory_format: torch.memory_format = torch.contiguous_format
+                 ) -> Tuple[Tensor, Tensor]:
     """Weight and bias of the conv equivalent to ``conv(weight, bias)`` followed by ``bn`` (eval).
 
     Args:
         weight: Conv weight, ``(C_out, C_in / groups, *kernel)`` (2D or 3D kernel).
         bias: Conv bias ``(C_out,)`` or ``None``.
         bn: BatchNorm over the ``C_out`` channels, with running statistics.
+        memory_format: Memory format of the folded weight (written directly in it without
+            autograd).
 
     Returns:
         ``(folded_weight, folded_bias)``, differentiable w.r.t. every input.
@@ -55,8 +60,11 @@ def fold_conv_bn(weight: Tensor, bias: Optional[Tensor], bn: _BatchNorm) -> Tupl
     folded_bias = shift * scale
     if bn.bias is not None:
         folded_bias = folded_bias + bn.bias
-    folded_weight = weight * scale.reshape((-1,) + (1,) * (weight.dim() - 1))
-    return folded_weight, folded_bias
+    scale = scale.reshape((-1,) + (1,) * (weight.dim() - 1))
+    if torch.is_grad_enabled():
+        return (weight * scale).contiguous(memory_format=memory_format), folded_bias
+    folded_weight = torch.empty_like(weight, memory_format=memory_format)
+    return torch.mul(weight, scale, out=folded_weight), folded_bias
 
 
 @torch.no_grad()
@@ -82,56 +90,11 @@ def fuse_conv_bn(conv: nn.Module, bn: _BatchNorm) -> nn.Module:
     return fused
 
 
-def _tensor_key(tensors: Sequence[Optional[Tensor]]) -> tuple:
-    # inference tensors have no version counter; they cannot be updated in place outside
-    # inference mode anyway
-    return tuple(None if t is None else
-                 (t.data_ptr(), -1 if t.is_inference() else t._version, t.dtype, t.device)
-                 for t in tensors)
-
-
-class DerivedCache:
-    """Cache of tensors derived (without autograd) from source tensors.
-
-    The key holds each source's storage pointer and version counter, so an in-place update
-    (``load_state_dict``, an optimizer step) or a move (``.to(device)``) invalidates it.
-    """
-
-    def __init__(self) -> None:
-        self._key: Optional[tuple] = None
-        self._value: Any = None
-
-    def get(self, sources: Sequence[Optional[Tensor]], fn: Callable[[], Any],
-            extra: tuple = ()) -> Any:
-        """``fn()`` computed under ``no_grad``, or the cached result for the same sources."""
-        key = _tensor_key(sources) + tuple(extra)
-        if key != self._key:
-            # normal (not inference) tensors, so the cache also serves no_grad callers
-            with torch.inference_mode(False), torch.no_grad():
-                self._value = fn()
-            self._key = key
-        return self._value
-
-    def clear(self) -> None:
-        """Drop the cached value."""
-        self._key = self._value = None
-
-
-class FoldedParams(DerivedCache):
-    """:class:`DerivedCache` of the folded ``(weight, bias)`` of a conv + BatchNorm pair."""
-
-    def get(self, conv: nn.Module, bn: _BatchNorm) -> Tuple[Tensor, Tensor]:  # type: ignore
-        """Folded ``(weight, bias)`` of ``conv`` + ``bn`` without autograd history."""
-        def fold() -> Tuple[Tensor, Tensor]:
-            weight, bias = fold_conv_bn(conv.weight, conv.bias, bn)
-            return weight.contiguous(), bias.contiguous()
-
-        sources = (conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var)
-        return super().get(sources, fold, extra=(bn.eps,))
-
-
 def set_fast_eval(model: nn.Module, enabled: bool = True) -> nn.Module:
-    """Switch the eval fast path (BN folding, fused activations) of every block in ``model``.
+    """Allow (True) or forbid (False) every fast path of :mod:`densekit.accel` in ``model``'s
+    modules: BN folding, in-place activations, tap skipping, polyphase convs, channels-last
+    ASPP / JPU, the FPN add, the medical blocks' fused instance norm. With False the model runs
+    the plain PyTorch ops; :func:`densekit.accel.set_fast_paths` is the process-wide switch.
 
     Returns:
         ``model``, for chaining.

@@ -5,16 +5,20 @@ DeepLabv3+), and an image-pooling branch; their concatenation is projected by a 
 Layout and key names follow the ASPP part of mmseg's ``ASPPHead`` (``image_pool``,
 ``aspp_modules``, ``bottleneck``), whose checkpoints load directly.
 
-Work saved against a literal implementation (results equal up to float rounding):
+Work saved against a literal implementation (results equal up to float rounding), each an
+exact fast path that :mod:`densekit.accel` allows per call (CPU float32, no autocast, no
+tracing / export / compile, switch on; otherwise the literal computation runs, as mmseg's):
 
-* inference runs channels-last, where oneDNN's forward kernels skip the taps of dilated convs
-  that fall entirely in the zero padding - most of the work of rate 24/36 branches on 64x64
-  maps; training stays NCHW and splits those convs into zones of in-bounds taps
-  (:mod:`densekit.layers.taps`), forward and backward;
-* the image-pooling branch is constant over space, so its share of the bottleneck conv is a
-  per-sample bias (exact at the borders) instead of ``channels`` more input channels;
-* BatchNorm is folded into the convs in eval mode, and without autograd the branches write
-  straight into the concatenation buffer with in-place activations.
+* ``channels_last``: inference runs channels-last, where oneDNN's forward kernels skip the
+  taps of dilated convs that fall entirely in the zero padding - most of the work of rate
+  24/36 branches on 64x64 maps; training stays NCHW and splits those convs into zones of
+  in-bounds taps (``tap_skip``, :mod:`densekit.accel.taps`), forward and backward;
+* ``aspp_pool_bias``: the image-pooling branch is constant over space, so its share of the
+  bottleneck conv is a per-sample bias (exact at the borders) instead of ``channels`` more
+  input channels;
+* ``fold_bn`` / ``inplace``: BatchNorm is folded into the convs in eval mode, and without
+  autograd the branches write straight into the concatenation buffer with in-place
+  activations.
 """
 from __future__ import annotations
 
@@ -25,6 +29,9 @@ import torch
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from densekit.accel import use
+from densekit.accel.conv import is_plain_conv
+from densekit.accel.taps import axis_segments
 from densekit.layers import (
     ConvNormAct,
     LayerFactory,
@@ -36,8 +43,6 @@ from densekit.layers import (
     is_channels_last,
     resize,
 )
-from densekit.layers.fold import DerivedCache
-from densekit.layers.taps import axis_segments
 from densekit.necks.convert import PeerCheckpointMixin
 from densekit.registry import MODELS
 
@@ -183,7 +188,7 @@ class ASPP(PeerCheckpointMixin, BaseModule):
         self.bottleneck = ConvNormAct(self.spatial_dims, n_cat * channels, channels,
                                       bottleneck_kernel_size,
                                       padding=bottleneck_kernel_size // 2, **common)
-        self._split = DerivedCache()
+        self.fast_eval = True  # set_fast_eval(model, False) forbids the fast paths
 
     # -- forward -----------------------------------------------------------------------------
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
@@ -215,17 +220,18 @@ class ASPP(PeerCheckpointMixin, BaseModule):
             layout = 'NCHW' if self.spatial_dims == 2 else 'NCDHW'
             raise ValueError(f'ASPP (spatial_dims={self.spatial_dims}) expects {layout} input, '
                              f'got shape {tuple(x.shape)}')
-        if self.channels_last and not torch.is_grad_enabled():
+        inference, fast = not torch.is_grad_enabled(), self.fast_eval
+        if fast and inference and self.channels_last and use('channels_last', x):
             x = channels_last(x)
         pooled = self.image_pool(self.pool(x)) if self.image_pool is not None else None
-        if torch.is_grad_enabled():
-            branches = torch.cat([branch(x) for branch in self.aspp_modules], dim=1)
-        else:
+        if fast and inference and use('inplace', x):
             c = self.channels
             shape = (x.shape[0], len(self.aspp_modules) * c, *x.shape[2:])
-            branches = empty_channels_last(shape, x) if self.channels_last else x.new_empty(shape)
+            branches = empty_channels_last(shape, x) if is_channels_last(x) else x.new_empty(shape)
             for k, branch in enumerate(self.aspp_modules):
                 branch(x, out=branches[:, k * c:(k + 1) * c])
+        else:
+            branches = torch.cat([branch(x) for branch in self.aspp_modules], dim=1)
         del x  # a channels-last copy is not needed by the projection
         return self._project(branches, pooled)
 
@@ -233,21 +239,25 @@ class ASPP(PeerCheckpointMixin, BaseModule):
         bottleneck = self.bottleneck
         if pooled is None:
             return bottleneck(branches)
-        if type(bottleneck.conv) not in (nn.Conv2d, nn.Conv3d):
+        if not (self.fast_eval and bottleneck.fast_eval and is_plain_conv(bottleneck.conv)
+                and use('aspp_pool_bias', branches, pooled)):
             pooled_map = resize(pooled, branches.shape[2:], mode=self.mode,
                                 align_corners=self.align_corners)
             return bottleneck(torch.cat([pooled_map, branches], dim=1))
         weight, bias, folded = bottleneck.conv_params()
         c = self.channels
-        if torch.is_grad_enabled():
-            w_pool, w_rest = weight[:, :c], weight[:, c:]
-        else:
-            layout = channels_last if is_channels_last(branches) else torch.Tensor.contiguous
-            w_pool, w_rest = self._split.get(
-                (weight,), lambda: (weight[:, :c].contiguous(), layout(weight[:, c:])),
-                extra=(layout,))
+        w_pool, w_rest = weight[:, :c], weight[:, c:]
+        if not torch.is_grad_enabled():
+            w_rest = w_rest.contiguous(memory_format=_layout_of(branches))
         y = conv_forward(bottleneck.conv, branches, w_rest, bias)
         term = constant_map_conv(pooled.flatten(1), w_pool, branches.shape[2:],
                                  bottleneck.conv.padding, bottleneck.conv.dilation)
         y = y.add_(term) if not torch.is_grad_enabled() else y + term
         return bottleneck.after_conv(y, folded)
+
+
+def _layout_of(x: Tensor) -> torch.memory_format:
+    """``x``'s memory format if it is channels-last, else the contiguous format."""
+    if not is_channels_last(x):
+        return torch.contiguous_format
+    return torch.channels_last if x.dim() == 4 else torch.channels_last_3d

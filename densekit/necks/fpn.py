@@ -12,6 +12,7 @@ import torch
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from densekit.accel import use
 from densekit.layers import ConvNormAct, LayerFactory, check_features, resize
 from densekit.necks.convert import PeerCheckpointMixin
 from densekit.registry import MODELS
@@ -59,7 +60,7 @@ class _AddNearestUpsampled(torch.autograd.Function):
         return grad, grad_top, None, None
 
 
-def add_nearest_upsampled(lateral: Tensor, top: Tensor, mode: str) -> Tensor:
+def add_nearest_upsampled(lateral: Tensor, top: Tensor, mode: str, fast: bool = True) -> Tensor:
     """``lateral + interpolate(top, size=lateral.shape[2:], mode=mode)``.
 
     For nearest upsampling by power-of-two factors (exact in floating point) the sum is a
@@ -70,18 +71,20 @@ def add_nearest_upsampled(lateral: Tensor, top: Tensor, mode: str) -> Tensor:
         lateral: ``(N, C, *big)``, NCHW or NCDHW; overwritten when autograd is off.
         top: ``(N, C, *small)``.
         mode: Interpolation mode of the FPN's ``upsample_cfg``.
+        fast: False forces the plain interpolate + add.
 
     Returns:
         ``(N, C, *big)``; e.g. ``(2, 256, 128, 128)`` + ``(2, 256, 64, 64)``.
     """
-    # a jit trace (mmengine's FlopAnalyzer, torch.jit.trace, ONNX export) cannot record the
-    # custom autograd Function: trace the plain interpolate + add, which computes the same
-    tracing = torch.jit.is_tracing() or torch.jit.is_scripting()
-    ratios = _power_of_two_ratios(top.shape[2:], lateral.shape[2:]) \
-        if mode == 'nearest' and not tracing else None
+    # densekit.accel says no under a jit trace (FlopAnalyzer, torch.jit.trace, ONNX export),
+    # compile, autocast and off CPU: the plain interpolate + add computes the same
+    allowed = fast and mode == 'nearest' and use('fpn_add', lateral, top)
+    ratios = _power_of_two_ratios(top.shape[2:], lateral.shape[2:]) if allowed else None
     if ratios is None or not lateral.is_contiguous() or not top.is_contiguous():
         up = resize(top, size=lateral.shape[2:], mode=mode)
-        return lateral.add_(up) if not torch.is_grad_enabled() else lateral + up
+        if allowed and not torch.is_grad_enabled():
+            return lateral.add_(up)
+        return lateral + up
     blocked_shape, top_shape = list(lateral.shape[:2]), list(top.shape[:2])
     for size, r in zip(top.shape[2:], ratios):
         blocked_shape += [size, r]
@@ -177,6 +180,7 @@ class FPN(PeerCheckpointMixin, BaseModule):
                              f'mode, got {upsample_cfg!r}')
         self.upsample_cfg = dict(upsample_cfg)
         self.upsample_cfg['mode'] = layers.interp_mode(self.upsample_cfg.get('mode', 'nearest'))
+        self.fast_eval = True  # set_fast_eval(model, False) forbids the fast paths
 
         def block(cin: int, kernel: int, stride: int, norm: Any) -> ConvNormAct:
             return ConvNormAct(self.spatial_dims, cin, self.out_channels, kernel, stride=stride,
@@ -201,7 +205,8 @@ class FPN(PeerCheckpointMixin, BaseModule):
         if 'scale_factor' in self.upsample_cfg:
             return lateral + nn.functional.interpolate(top, **self.upsample_cfg)
         if set(self.upsample_cfg) == {'mode'}:
-            return add_nearest_upsampled(lateral, top, self.upsample_cfg['mode'])
+            return add_nearest_upsampled(lateral, top, self.upsample_cfg['mode'],
+                                         fast=self.fast_eval)
         up = nn.functional.interpolate(top, size=lateral.shape[2:], **self.upsample_cfg)
         return lateral + up
 

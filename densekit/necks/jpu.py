@@ -11,6 +11,7 @@ import torch
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from densekit.accel import use
 from densekit.layers import (
     ConvNormAct,
     LayerFactory,
@@ -54,7 +55,8 @@ class JPU(PeerCheckpointMixin, BaseModule):
         conv_cfg, norm_cfg, act_cfg: Layer specs of every ConvNormAct.
         init_cfg: mmengine init config.
         spatial_dims: 2 for NCHW inputs, 3 for NCDHW inputs.
-        channels_last: Use channels-last memory order (the JPU output is then channels-last):
+        channels_last: Use channels-last memory order where :mod:`densekit.accel` allows its
+            ``channels_last`` path (the JPU output is then channels-last):
             for the whole inference, and in training for the separable branches, where
             oneDNN's depthwise kernels are several times faster that way (its channels-last
             backward kernels of dense 3x3 convs are slower, so those stay NCHW in training).
@@ -105,6 +107,7 @@ class JPU(PeerCheckpointMixin, BaseModule):
         self.align_corners = align_corners
         self.mode = layers.interp_mode('linear')
         self.channels_last = channels_last
+        self.fast_eval = True  # set_fast_eval(model, False) forbids the fast paths
 
         self.conv_layers = nn.ModuleList(
             ConvNormAct(self.spatial_dims, self.in_channels[i], mid_channels, 3, padding=1,
@@ -132,44 +135,46 @@ class JPU(PeerCheckpointMixin, BaseModule):
         check_features(inputs, self.num_ins, 'JPU.forward(inputs)', self.spatial_dims)
         used = range(self.start_level, self.backbone_end_level)
         size = inputs[self.start_level].shape[2:]
-        if torch.is_grad_enabled():
+        first = inputs[self.start_level]
+        fast = self.fast_eval and self.channels_last and use('channels_last', first)
+        if not torch.is_grad_enabled() and fast and use('inplace', first):
+            concat = self._forward_buffers(inputs, used, size)
+        else:
             feats = [conv(inputs[i]) for conv, i in zip(self.conv_layers, used)]
             feats = [feats[0]] + [resize(f, size, mode=self.mode, align_corners=self.align_corners)
                                   for f in feats[1:]]
             feat = torch.cat(feats, dim=1)
-            if self.channels_last:  # only the separable branches gain from it in training
-                feat = channels_last(feat)
-            if self.channels_last:
-                concat = cat_phases([layer.forward_deferred(feat)
+            if fast:  # only the separable branches gain from it in training
+                concat = cat_phases([layer.forward_deferred(channels_last(feat))
                                      for layer in self.dilation_layers], size)
             else:
                 concat = torch.cat([layer(feat) for layer in self.dilation_layers], dim=1)
-        else:
-            layout = channels_last if self.channels_last else (lambda t: t)
-            first = inputs[self.start_level]
-            feat = self._buffer(first, len(used))
-            for k, (conv, i) in enumerate(zip(self.conv_layers, used)):
-                x = layout(inputs[i])  # converted one level at a time: a small transient
-                if k == 0:
-                    conv(x, out=self._slice(feat, k))
-                else:
-                    self._slice(feat, k).copy_(resize(conv(x), size, mode=self.mode,
-                                                      align_corners=self.align_corners))
-                del x
-            concat = self._buffer(first, len(self.dilations))
-            for k, layer in enumerate(self.dilation_layers):
-                layer(feat, out=self._slice(concat, k))
         outs: List[Tensor] = [inputs[i] for i in range(self.start_level,
                                                        self.backbone_end_level - 1)]
         outs.append(concat)
         return tuple(outs)
 
+    def _forward_buffers(self, inputs: Sequence[Tensor], used: range, size: Any) -> Tensor:
+        """Inference fast path: channels-last, every part written into its concat buffer."""
+        first = inputs[self.start_level]
+        feat = self._buffer(first, len(used))
+        for k, (conv, i) in enumerate(zip(self.conv_layers, used)):
+            x = channels_last(inputs[i])  # converted one level at a time: a small transient
+            if k == 0:
+                conv(x, out=self._slice(feat, k))
+            else:
+                self._slice(feat, k).copy_(resize(conv(x), size, mode=self.mode,
+                                                  align_corners=self.align_corners))
+            del x
+        concat = self._buffer(first, len(self.dilations))
+        for k, layer in enumerate(self.dilation_layers):
+            layer(feat, out=self._slice(concat, k))
+        return concat
+
     def _buffer(self, like: Tensor, parts: int) -> Tensor:
         """Uninitialised concatenation buffer of ``parts * mid_channels`` channels."""
         shape = (like.shape[0], parts * self.mid_channels, *like.shape[2:])
-        if self.channels_last:
-            return empty_channels_last(shape, like)
-        return like.new_empty(shape)
+        return empty_channels_last(shape, like)
 
     def _slice(self, buffer: Tensor, k: int) -> Tensor:
         return buffer[:, k * self.mid_channels:(k + 1) * self.mid_channels]

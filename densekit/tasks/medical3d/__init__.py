@@ -10,11 +10,11 @@
 * inference: :func:`sliding_window_inference` (MONAI's signature),
   :func:`sliding_window_labels`, the ``'medical'`` handler of ``densekit infer``.
 """
+from densekit.accel.volumetric import fast_inference
 from densekit.tasks.medical3d import infer as _infer  # noqa: F401  (registers the handler)
 from densekit.tasks.medical3d.blocks import ResBlock, UpConcat
 from densekit.tasks.medical3d.dataset import MedicalVolumeDataset, read_dataset_json
 from densekit.tasks.medical3d.dformer import DFORMER_ARCHS, DFormerEncoder
-from densekit.tasks.medical3d.fast_eval import fast_inference
 from densekit.tasks.medical3d.losses import DiceCELoss, deep_supervision_weights
 from densekit.tasks.medical3d.metrics import MedicalSegMetric, dice_score, hd95
 from densekit.tasks.medical3d.nifti import read_case, write_labels

@@ -9,7 +9,7 @@
 
 Every conv, norm and activation comes from :class:`~densekit.layers.ConvNormAct` /
 :class:`~densekit.layers.LayerFactory`, so ``spatial_dims=2`` gives the 2D blocks.
-Under :func:`~densekit.tasks.medical3d.fast_eval.fast_inference` the residual block takes an
+Under :func:`~densekit.accel.volumetric.fast_inference` the residual block takes an
 exact fast path (in-place norm, activation and residual).
 """
 from __future__ import annotations
@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densekit.accel.volumetric import instance_norm_act_, is_fast_inference
 from densekit.layers import ConvNormAct, LayerFactory, as_tuple
-from densekit.tasks.medical3d.fast_eval import instance_norm_act_, is_fast_inference
 
 __all__ = ['ResBlock', 'UpConcat', 'DEFAULT_NORM', 'DEFAULT_ACT']
 
@@ -81,7 +81,7 @@ class ResBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, C_in, *spatial)`` -> ``(N, C_out, *spatial / stride)``."""
-        if self._fusable and is_fast_inference():
+        if self._fusable and self.conv1.fast_eval and is_fast_inference(x):
             return self._forward_fast(x)
         y = self.conv2(self.conv1(x))
         residual = x if self.shortcut is None else self.shortcut(x)

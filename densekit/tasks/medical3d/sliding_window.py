@@ -12,7 +12,7 @@ blended output (within float rounding). Differences, all invisible in the result
 * the importance map is computed once and cached;
 * predictions are blended with one fused multiply-add into the output;
 * the network runs under ``torch.inference_mode`` (unless the input requires grad) and through
-  :func:`~densekit.tasks.medical3d.fast_eval.fast_inference` (oneDNN for all 3D convs, faster
+  :func:`~densekit.accel.volumetric.fast_inference` (oneDNN for all 3D convs, faster
   instance-norm statistics; same results within rounding);
 * on CPU, for an eval-mode ``nn.Module`` predictor, window batches are run either as one
   call or one window per call, whichever measures faster on the first batches (``micro_batch``;
@@ -138,7 +138,7 @@ def _run(inputs: Tensor, roi_size: Any, sw_batch_size: int, predictor: Callable,
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=len(all_windows), desc='sliding window', unit='window', leave=False)
-    from densekit.tasks.medical3d.fast_eval import fast_inference
+    from densekit.accel.volumetric import fast_inference
 
     def predicting() -> contextlib.ExitStack:
         stack = contextlib.ExitStack()

@@ -1,4 +1,12 @@
-"""The inference fast path used by densekit's sliding window (results equal within rounding).
+"""The 3D inference fast path used by densekit's sliding window (results equal within rounding).
+
+Part of :mod:`densekit.accel` (path name ``volumetric``): every op below runs only where
+:func:`densekit.accel.use` allows it - CPU float32 tensors, no autocast, no tracing / export /
+compile, switch on - and otherwise the reference op runs unchanged. So on a GPU nothing here
+runs (in particular the per-channel cancellation check of :func:`instance_stats`, a host sync
+on a GPU, is free on CPU where the data already is on the host), and half-precision inputs get
+the reference kernels. :func:`instance_stats` itself accumulates half inputs in float32, so a
+direct call is safe in float16 too.
 
 Profiled on a 2-core CPU, a 3D U-Net window spends ~80% in convolutions and ~10% in instance
 norm. Under :func:`fast_inference` (no autograd):
@@ -31,14 +39,22 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from densekit.accel.policy import fast_paths_enabled, use
+
 __all__ = ['fast_inference', 'is_fast_inference', 'instance_norm_act_', 'instance_stats']
 
 _STATE = threading.local()
 
 
-def is_fast_inference() -> bool:
-    """Whether the caller runs inside :func:`fast_inference` without autograd."""
-    return bool(getattr(_STATE, 'depth', 0)) and not torch.is_grad_enabled()
+def is_fast_inference(x: Optional[Tensor] = None) -> bool:
+    """Whether the caller runs inside :func:`fast_inference` without autograd, and
+    :mod:`densekit.accel` allows the ``volumetric`` path (on ``x``, when given)."""
+    if not getattr(_STATE, 'depth', 0) or torch.is_grad_enabled():
+        return False
+    return use('volumetric', x) if x is not None else fast_paths_enabled('volumetric')
+
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def _is_dense(x: Tensor) -> bool:
@@ -62,6 +78,9 @@ def _channels_last_stats(x: Tensor, eps: float) -> Tuple[Tensor, Tensor]:
     the big volumes are) and a sum gives the sums; the blocks are then added in float64.
     """
     n, c = x.shape[:2]
+    if x.dtype in _LOW_PRECISION:  # float16 sums of squares overflow at 65504
+        mean, inv_std = _channels_last_stats(x.float(), eps)
+        return mean, inv_std
     if c > 64:  # deep, small levels: Welford is cheap there and a C x C product is not
         var, mean = torch.var_mean(x, dim=tuple(range(2, x.dim())), correction=0)
         return mean.reshape(-1), torch.rsqrt(var.reshape(-1).clamp_(min=0).add_(eps))
@@ -92,10 +111,12 @@ def instance_stats(x: Tensor, eps: float, shift_in_place: bool = False
       caller falls back to the exact reference kernel).
 
     A channels-last ``x`` (``_is_dense``) gets blocked, float64-combined statistics instead
-    (no shift, never None).
+    (no shift, never None). Float16 / bfloat16 inputs are accumulated in float32 (a float16
+    sum of squares of a 64^3 channel overflows).
 
     Returns:
-        ``(mean, inv_std)``, each ``(N * C,)``, or None (see above).
+        ``(mean, inv_std)``, each ``(N * C,)`` (float32 for half inputs, else ``x.dtype``), or
+        None (see above).
     """
     if not x.is_contiguous():
         return _channels_last_stats(x, eps)
@@ -104,8 +125,10 @@ def instance_stats(x: Tensor, eps: float, shift_in_place: bool = False
     if shift_in_place:
         stride = max(count // 4096, 1)
         flat.sub_(flat[:, ::stride].mean(1, keepdim=True))
-    mean = flat.sum(1).div_(count)
-    var = torch.linalg.vector_norm(flat, dim=1).square_().div_(count).sub_(mean * mean)
+    acc = torch.float32 if x.dtype in _LOW_PRECISION else None
+    mean = flat.sum(1, dtype=acc).div_(count)
+    var = torch.linalg.vector_norm(flat, dim=1, dtype=acc).square_().div_(count)
+    var = var.sub_(mean * mean)
     if not shift_in_place and bool((mean * mean > 10.0 * var.clamp(min=0) + 1e-12).any()):
         return None
     return mean, torch.rsqrt(var.clamp_(min=0).add_(eps))
@@ -118,13 +141,13 @@ def _affine(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: fl
     stats = instance_stats(x, eps, shift_in_place)
     if stats is None:
         return None
-    mean, inv_std = stats
-    scale = inv_std if weight is None else inv_std * weight.to(x.dtype).repeat(n)
+    mean, inv_std = stats  # float32 for half inputs: scale and shift are formed there
+    scale = inv_std if weight is None else inv_std * weight.to(inv_std.dtype).repeat(n)
     shift = -mean * scale
     if bias is not None:
-        shift = shift + bias.to(x.dtype).repeat(n)
+        shift = shift + bias.to(inv_std.dtype).repeat(n)
     shape = (n, c) + (1,) * (x.dim() - 2)
-    return scale.view(shape), shift.view(shape)
+    return scale.view(shape).to(x.dtype), shift.view(shape).to(x.dtype)
 
 
 def instance_norm_act_(x: Tensor, norm: nn.Module, negative_slope: Optional[float] = None
@@ -153,8 +176,8 @@ def _instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
                    weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
                    use_input_stats: bool = True, momentum: float = 0.1, eps: float = 1e-5
                    ) -> Optional[Tensor]:
-    if not use_input_stats or x.dtype not in (torch.float32, torch.float64) or x.dim() < 3 \
-            or not _is_dense(x):
+    if not use_input_stats or x.dim() < 3 or not _is_dense(x) \
+            or not use('volumetric', x, weight, bias):
         return None
     affine = _affine(x, weight, bias, eps)
     return None if affine is None else torch.addcmul(affine[1], x, affine[0])
@@ -168,9 +191,8 @@ def _conv3d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: An
             padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Optional[Tensor]:
     """oneDNN for every 3D conv with a spatial kernel: for batch-1 inputs of under ~20k
     ``C * D * H`` PyTorch picks its im2col kernel, which is 1.5-3.5x slower on 3D volumes."""
-    if (x.device.type != 'cpu' or x.dtype != torch.float32 or weight.dtype != torch.float32
-            or x.dim() != 5 or isinstance(padding, str) or weight.shape[2:].numel() == 1
-            or not _MKLDNN):
+    if (x.dim() != 5 or isinstance(padding, str) or weight.shape[2:].numel() == 1
+            or not _MKLDNN or not use('volumetric', x, weight, bias)):
         return None
     # oneDNN runs channels-last (NDHWC) activations without reordering them to its blocked
     # layout and back: ~1.8x faster for the wide, few-channel layers that dominate a U-Net
@@ -186,7 +208,8 @@ def _conv_transpose3d(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
     """A transposed conv whose stride equals its kernel (the usual U-Net upsampling) is one
     matrix product and a pixel shuffle."""
     kernel = list(weight.shape[2:])
-    if (x.device.type != 'cpu' or x.dim() != 5 or groups != 1 or _triple(stride) != kernel
+    if (x.dim() != 5 or not use('volumetric', x, weight, bias) or groups != 1
+            or _triple(stride) != kernel
             or any(_triple(padding)) or any(_triple(output_padding))
             or _triple(dilation) != [1, 1, 1]):
         return None
