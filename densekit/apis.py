@@ -40,6 +40,7 @@ def load_config(config: ConfigLike, cfg_options: Optional[dict] = None,
         cfg = Config.fromfile(path)
         name = osp.splitext(osp.basename(path))[0]
     if cfg_options:
+        check_cfg_options(cfg, cfg_options)
         cfg.merge_from_dict(cfg_options)
     cfg.setdefault('default_scope', 'densekit')
     if work_dir is not None:
@@ -47,6 +48,59 @@ def load_config(config: ConfigLike, cfg_options: Optional[dict] = None,
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', name)
     return cfg
+
+
+_MISSING = object()
+
+
+def _current_value(cfg: Any, key: str) -> Any:
+    node: Any = cfg
+    for part in key.split('.'):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def check_cfg_options(cfg: Any, cfg_options: dict) -> None:
+    """Refuse an override whose value cannot be what the config holds there.
+
+    A number or boolean in the config overridden by a word (``num_classes=seven``) is an error
+    that names the option, instead of a failure deep inside model building.
+
+    Raises:
+        ValueError: naming the option, the value and what the config holds.
+    """
+    for key, value in cfg_options.items():
+        old = _current_value(cfg, key)
+        if old is _MISSING or old is None or not isinstance(value, str):
+            continue
+        if isinstance(old, bool):
+            expected = 'True or False'
+        elif isinstance(old, int):
+            expected = 'an integer'
+        elif isinstance(old, float):
+            expected = 'a number'
+        else:
+            continue
+        raise ValueError(f'--cfg-options {key}={value}: expected {expected} (the config has '
+                         f'{key}={old!r}), got the text {value!r}')
+
+
+def _strict_resume(runner: Runner, config: Optional[str]) -> None:
+    """Make ``runner.resume`` refuse a checkpoint whose weights do not fit the model."""
+    from densekit.checkpoint import check_fit
+
+    resume = runner.resume
+
+    def strict_resume(filename: str, *args: Any, **kwargs: Any) -> None:
+        check_fit(runner.model, filename, strict=True, config=config, action='resume from')
+        resume(filename, *args, **kwargs)
+
+    runner.resume = strict_resume
 
 
 def _enable_amp(cfg: Config) -> None:
@@ -60,7 +114,7 @@ def train(config: ConfigLike, *, work_dir: Optional[str] = None,
           resume: Union[bool, str, None] = None, amp: bool = False,
           cfg_options: Optional[dict] = None, launcher: str = 'none',
           seed: Optional[int] = None, deterministic: bool = False,
-          time_budget: Optional[float] = None) -> Runner:
+          time_budget: Optional[float] = None, strict: bool = True) -> Runner:
     """Train a model from ``config`` with an mmengine Runner and return the finished Runner.
 
     Args:
@@ -75,6 +129,8 @@ def train(config: ConfigLike, *, work_dir: Optional[str] = None,
         deterministic: Sets ``randomness.deterministic``.
         time_budget: Stop training after this many seconds (``densekit.TimeBudgetHook``),
             saving the checkpoint of the last iteration.
+        strict: Resume only from a checkpoint whose weights fit the model exactly (fine-tuning
+            through ``load_from`` without ``resume`` stays non-strict, as in mmengine).
     """
     cfg = load_config(config, cfg_options, work_dir)
     prepare_distributed(cfg, launcher)
@@ -94,6 +150,8 @@ def train(config: ConfigLike, *, work_dir: Optional[str] = None,
         cfg.custom_hooks = [*cfg.get('custom_hooks', []),
                             dict(type='densekit.TimeBudgetHook', budget_s=time_budget)]
     runner = Runner.from_cfg(cfg)
+    if strict:
+        _strict_resume(runner, cfg.filename)
     runner.train()
     return runner
 
@@ -124,14 +182,22 @@ def _enable_drawing(cfg: Config, show_dir: str) -> None:
 
 def test(config: ConfigLike, checkpoint: str, *, work_dir: Optional[str] = None,
          out: Optional[str] = None, show_dir: Optional[str] = None,
-         cfg_options: Optional[dict] = None, launcher: str = 'none') -> dict[str, Any]:
+         cfg_options: Optional[dict] = None, launcher: str = 'none', strict: bool = True
+         ) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on the config's test split and return the metrics.
 
     Args:
         out: ``*.pkl`` dumps raw predictions (mmengine ``DumpResults``); any other suffix
             writes the metrics as JSON.
         show_dir: Write prediction pictures there (the config's visualization hook draws them).
+        strict: Refuse a checkpoint whose weights do not fit the model (``False`` loads the
+            matching keys and lists the rest).
+
+    Raises:
+        densekit.checkpoint.CheckpointMismatchError: ``strict`` and the weights do not fit.
     """
+    from densekit.checkpoint import check_fit
+
     cfg = load_config(config, cfg_options, work_dir)
     prepare_distributed(cfg, launcher)
     cfg.load_from = checkpoint
@@ -139,6 +205,7 @@ def test(config: ConfigLike, checkpoint: str, *, work_dir: Optional[str] = None,
     if show_dir:
         _enable_drawing(cfg, show_dir)
     runner = Runner.from_cfg(cfg)
+    check_fit(runner.model, checkpoint, strict=strict, config=cfg.filename)
     if out and out.endswith(('.pkl', '.pickle')):
         from mmengine.evaluator import DumpResults
         runner.test_evaluator.metrics.append(DumpResults(out_file_path=out))

@@ -2,14 +2,20 @@
 
 ``tools/train.py``, ``tools/test.py``, ``tools/infer.py`` and ``tools/benchmark.py`` call
 :func:`main` with their subcommand, so the scripts and the command share one implementation.
+
+Building the parser imports nothing heavy (no torch, no benchmark suites), so ``--help`` and
+``--version`` answer at once. User errors (a bad config value, a checkpoint that does not fit,
+a file that is not a checkpoint...) are printed as one line and exit with status 2;
+``--debug`` shows the traceback instead.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
-from mmengine.config import DictAction
+VERSION = '0.1.0'
+DEMO_TASKS = ('seg', 'sr', 'derain', 'det', 'medical')  # densekit.demo.STAGES, in order
 
 EPILOG = """examples:
   densekit demo --task seg
@@ -21,10 +27,30 @@ EPILOG = """examples:
 """
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+class CfgOptionsAction(argparse.Action):
+    """``--cfg-options KEY=VALUE ...`` parsed like mmengine's ``DictAction``, with clear errors."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: Optional[str] = None) -> None:
+        from mmengine.config import DictAction
+
+        for item in values:
+            key = item.split('=', 1)[0]
+            if '=' not in item or not key.strip():
+                raise argparse.ArgumentError(
+                    self, f'{item!r} is not KEY=VALUE (for example train_cfg.max_iters=100)')
+        DictAction(self.option_strings, self.dest)(parser, namespace, values, option_string)
+
+
+def _add_cfg_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction,
+                        metavar='KEY=VALUE',
                         help='override config entries, e.g. train_cfg.max_iters=100 '
                              "optim_wrapper.optimizer.lr=0.01 'model.backbone.depth=18'")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    _add_cfg_options(parser)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
                         help='job launcher: none (single process), pytorch (under torchrun, '
                              'see tools/dist_train.sh) or slurm (under srun)')
@@ -39,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         description='densekit: dense prediction and image restoration on OpenMMLab. '
                     'Configs are mmengine configs; every module is registered under the '
                     "'densekit' scope and mmseg./mmdet. modules can be mixed in.")
+    parser.add_argument('--version', action='version', version=f'densekit {VERSION}')
+    parser.add_argument('--debug', action='store_true',
+                        help='show the full traceback of an error instead of one line')
     sub = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
 
     p = sub.add_parser('train', help='train a model from a config (mmengine Runner)',
@@ -57,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='deterministic algorithms (bit-reproducible runs)')
     p.add_argument('--time-budget', type=float, metavar='SECONDS',
                    help='stop training after this many seconds and save that checkpoint')
+    p.add_argument('--no-strict', action='store_true',
+                   help='--resume from a checkpoint whose keys do not all fit the model '
+                        '(loads the matching keys and lists the rest)')
     _add_common(p)
 
     p = sub.add_parser('test', help='evaluate a checkpoint on the config\'s test split',
@@ -66,40 +98,75 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--work-dir', help='directory for the evaluation log')
     p.add_argument('--out', help='write metrics as JSON (or raw predictions with a .pkl name)')
     p.add_argument('--show-dir', help='write prediction pictures into this directory')
+    p.add_argument('--no-strict', action='store_true',
+                   help='accept a checkpoint whose keys do not all fit the model')
     _add_common(p)
 
     p = sub.add_parser('infer', help='run a trained model on images, a folder or a glob',
-                       description='Predict on INPUT files (images, folders or globs). '
-                                   'Unreadable files are reported and skipped.')
+                       description='Predict on INPUT files (images, NIfTI volumes, folders or '
+                                   'globs). A bad input is reported and skipped; the exit '
+                                   'status is 1 if any input failed or any pattern matched '
+                                   'nothing. Inputs are never overwritten.')
     p.add_argument('config', help='config file path')
     p.add_argument('checkpoint', help='checkpoint file')
     p.add_argument('inputs', nargs='+', metavar='INPUT', help='image file, folder or glob')
     p.add_argument('--out', required=True, help='output directory')
     p.add_argument('--device', default=None, help='cpu or cuda (default: cuda if available)')
+    p.add_argument('--no-strict', action='store_true',
+                   help='accept a checkpoint whose keys do not all fit the model (loads the '
+                        'matching keys and lists the rest)')
+    p.add_argument('--score-thr', type=float, default=0.3,
+                   help='detection: draw boxes with at least this score (default 0.3)')
+    p.add_argument('--tile', type=int, help='restoration: tile size in input pixels')
+    p.add_argument('--overlap', type=int, help='restoration: tile overlap in input pixels')
+    p.add_argument('--batch-size', type=int, default=1,
+                   help='images per forward pass (segmentation and detection)')
+    p.add_argument('--skip-existing', action='store_true',
+                   help='skip inputs whose outputs all exist already')
+    p.add_argument('--channel-axis', type=int, metavar='AXIS',
+                   help='medical: the axis of a 4D NIfTI that holds the channels (3)')
+    _add_cfg_options(p)
 
     p = sub.add_parser('bench', help='benchmarks against peer libraries (tools/benchmark.py)',
                        description='Run densekit against its peers in one process, alternating, '
-                                   'median of N runs; prints time ratios and peak memory.')
-    from densekit.benchmark import load_suites
-    p.add_argument('suite', choices=[*load_suites(), 'all'], help='which benchmark to run')
+                                   'median of N runs; prints time ratios and peak memory. '
+                                   'SUITE is a suite name (see tools/benchmark.py) or all.')
+    p.add_argument('suite', help='which benchmark to run (a suite name, or all)')
     p.add_argument('--repeats', type=int, default=5, help='timed runs per case (median)')
     p.add_argument('--quick', action='store_true', help='small shapes, for a smoke check')
     p.add_argument('--only', metavar='TEXT',
                    help='run only the cases whose name contains TEXT (e.g. --only FPN)')
 
-    from densekit.demo import STAGES
     p = sub.add_parser('demo', help='tour of the tasks on built-in data (what `make demo` runs)',
                        description='Generate built-in data, train briefly, evaluate, save '
                                    'pictures; writes work_dirs/demo/summary.json.')
-    p.add_argument('--task', choices=[*STAGES, 'all'], default='all')
+    p.add_argument('--task', choices=[*DEMO_TASKS, 'all'], default='all')
     p.add_argument('--work-dir', default='work_dirs/demo')
     p.add_argument('--data-root', default='data', help='where built-in data is generated')
     return parser
 
 
+def _user_errors() -> tuple[type, ...]:
+    """Exception types that mean bad input from the user, printed as one line."""
+    return (ValueError, TypeError, KeyError, OSError)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``densekit`` command; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except _user_errors() as err:
+        if args.debug:
+            raise
+        message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        print(f'densekit {args.command}: error: {message or type(err).__name__} '
+              '(--debug shows the traceback)', file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     import densekit  # noqa: F401  (registers modules, safe checkpoint loading, atomic writes)
     from densekit import apis
 
@@ -107,16 +174,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         resume = True if args.resume == 'auto' else args.resume
         apis.train(args.config, work_dir=args.work_dir, resume=resume, amp=args.amp,
                    cfg_options=args.cfg_options, launcher=args.launcher, seed=args.seed,
-                   deterministic=args.deterministic, time_budget=args.time_budget)
+                   deterministic=args.deterministic, time_budget=args.time_budget,
+                   strict=not args.no_strict)
     elif args.command == 'test':
         apis.test(args.config, args.checkpoint, work_dir=args.work_dir, out=args.out,
-                  show_dir=args.show_dir, cfg_options=args.cfg_options, launcher=args.launcher)
+                  show_dir=args.show_dir, cfg_options=args.cfg_options, launcher=args.launcher,
+                  strict=not args.no_strict)
     elif args.command == 'infer':
-        from densekit.inference import infer
-        summary = infer(args.config, args.checkpoint, args.inputs, args.out, device=args.device)
-        return 1 if summary.failed and not summary.written else 0
+        from densekit.inference import InferOptions, infer
+        options = InferOptions(score_thr=args.score_thr, tile=args.tile, overlap=args.overlap,
+                               batch_size=args.batch_size, skip_existing=args.skip_existing,
+                               channel_axis=args.channel_axis)
+        summary = infer(args.config, args.checkpoint, args.inputs, args.out, device=args.device,
+                        strict=not args.no_strict, cfg_options=args.cfg_options,
+                        options=options)
+        return 0 if summary.ok else 1
     elif args.command == 'bench':
-        from densekit.benchmark import run_suites
+        from densekit.benchmark import load_suites, run_suites
+        names = [*load_suites(), 'all']
+        if args.suite not in names:
+            raise ValueError(f'unknown benchmark suite {args.suite!r}; choose one of '
+                             f'{", ".join(names)}')
         run_suites(args.suite, repeats=args.repeats, quick=args.quick, only=args.only)
     elif args.command == 'demo':
         from densekit.demo import run_demo

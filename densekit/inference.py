@@ -1,21 +1,36 @@
-"""``densekit infer``: run a trained model over images, folders or globs.
+"""``densekit infer``: run a trained model over images, folders or globs, losing nothing.
 
-Inputs are expanded (files, folders, glob patterns), each is read and predicted in turn under a
-progress bar, and outputs are written atomically. An unreadable or corrupt file is reported by
-name and skipped; the summary counts what failed. Inputs are never overwritten.
+A run goes in three steps:
 
-Task handlers are chosen by the config's ``task`` key. A handler factory takes the config and
-the loaded model and returns a :class:`Handler`: the file suffixes it accepts and a callable
-``handle(path, out_dir) -> written paths`` that reads the file itself (so it controls bit depth,
-alpha, NIfTI headers, ...) and raises :class:`UnreadableInput` for a corrupt file. Register a
-new task with :func:`register_handler`. Segmentation writes ``<stem>_label.png`` (class
-indices) and ``<stem>_overlay.png``.
+1. **Plan.** The inputs are expanded (files, folders, glob patterns) into a fixed list before
+   anything is written. Each input's output names come from its task handler. Outputs go flat
+   into ``--out``; if two inputs would get the same output name there, the inputs' folders
+   (relative to their common parent) are kept under ``--out``. A collision that remains (for
+   example ``photo.png`` and ``photo.jpg`` in one folder) refuses the run up front with the
+   list, and so does any output that is one of the run's inputs: inputs are never overwritten.
+2. **Predict.** Each input is read, predicted and written under a progress bar. Any exception
+   while doing so is that input's failure: it is reported with the file and the reason and the
+   run goes on. Only errors that cannot depend on the input (out of memory) stop the run.
+3. **Report.** The summary counts inputs (cases, for multi-file medical inputs), not files; the
+   run fails (:attr:`InferenceSummary.ok` is false, ``densekit infer`` exits 1) when any input
+   failed or any input pattern matched nothing, and the last line says so. No empty output
+   folder is left behind when nothing was written.
+
+Checkpoints load strictly (:func:`densekit.checkpoint.load_weights`); ``strict=False`` loads the
+matching keys and prints the rest.
+
+Task handlers are chosen by the config's ``task`` key; see :class:`Handler` and
+:func:`register_handler`. Segmentation writes ``<stem>_label.png`` (class indices, 16-bit when
+there are more than 256 classes) and ``<stem>_overlay.png``; detection ``<stem>.json`` and
+``<stem>_boxes.png``.
 """
 from __future__ import annotations
 
 import glob
+import json
 import os
 import os.path as osp
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -25,29 +40,95 @@ import torch
 from tqdm import tqdm
 
 from densekit.apis import load_config
-from densekit.fileio import atomic_write_bytes, refuse_overwrite
+from densekit.fileio import atomic_write_bytes
+from densekit.imageio import UnreadableInput, read_bgr
+
+__all__ = ['IMAGE_SUFFIXES', 'UnreadableInput', 'RunRefused', 'InferOptions', 'Handler',
+           'InferenceSummary', 'expand_inputs', 'plan_outputs', 'build_model',
+           'class_palette', 'register_handler', 'detect_task', 'infer']
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
-class UnreadableInput(ValueError):
-    """An input file could not be decoded; the run reports it and goes on."""
+class RunRefused(ValueError):
+    """The run was refused before anything was written (overwrites, output collisions)."""
+
+
+@dataclass
+class InferOptions:
+    """Per-run options that handlers read (the ``densekit infer`` flags)."""
+
+    score_thr: float = 0.3
+    tile: Optional[int] = None
+    overlap: Optional[int] = None
+    batch_size: int = 1
+    skip_existing: bool = False
+    channel_axis: Optional[int] = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f'batch_size must be a positive integer, got {self.batch_size!r}')
+        if not 0.0 <= float(self.score_thr) <= 1.0:
+            raise ValueError(f'score_thr must be in [0, 1], got {self.score_thr!r}')
 
 
 @dataclass
 class Handler:
-    """What a task's inference needs: accepted suffixes and a per-file function."""
+    """What a task's inference needs.
+
+    Attributes:
+        suffixes: File suffixes the task reads (folders are filtered by them).
+        outputs: ``outputs(path)`` gives the output file names of one input; an empty list
+            means the input is covered by another one (a later channel file of a case).
+        read: ``read(path)`` decodes one input; raises on a bad file.
+        predict: ``predict(items)`` predicts a list of read items, one result each.
+        write: ``write(path, item, result, output_paths)`` writes the planned outputs.
+        batchable: Whether ``predict`` benefits from several items at once.
+    """
 
     suffixes: Sequence[str]
-    handle: Callable[[str, str], List[str]]
+    outputs: Callable[[str], List[str]]
+    read: Callable[[str], Any]
+    predict: Callable[[List[Any]], List[Any]]
+    write: Callable[[str, Any, Any, List[str]], None]
+    batchable: bool = False
+
+    def handle(self, path: str, out_dir: str) -> List[str]:
+        """Read, predict and write one input into ``out_dir``; returns the written paths."""
+        planned = plan_outputs([path], self.outputs, out_dir).get(path, [])
+        if not planned:
+            return []
+        os.makedirs(out_dir, exist_ok=True)
+        item = self.read(path)
+        self.write(path, item, self.predict([item])[0], planned)
+        return planned
 
 
 @dataclass
 class InferenceSummary:
-    """What an inference run wrote and what it skipped (path -> reason)."""
+    """What an inference run did.
 
+    Attributes:
+        inputs: The inputs (cases) the run planned to predict.
+        predicted: Those that were predicted and written.
+        skipped: Those skipped because their outputs existed (``skip_existing``).
+        written: Every file written.
+        failed: Input -> reason, for every input that failed.
+        missing: Input pattern -> reason, for patterns that matched nothing.
+    """
+
+    inputs: List[str] = field(default_factory=list)
+    predicted: List[str] = field(default_factory=list)
+    skipped: List[str] = field(default_factory=list)
     written: List[str] = field(default_factory=list)
     failed: Dict[str, str] = field(default_factory=dict)
+    missing: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every input was predicted (or skipped) and every pattern matched."""
+        return not self.failed and not self.missing
 
 
 def expand_inputs(inputs: Sequence[str], suffixes: Sequence[str] = IMAGE_SUFFIXES
@@ -57,32 +138,104 @@ def expand_inputs(inputs: Sequence[str], suffixes: Sequence[str] = IMAGE_SUFFIXE
     Returns the files and a dict of inputs that matched nothing (input -> reason).
     """
     files: List[str] = []
+    seen: set[str] = set()
     missing: Dict[str, str] = {}
+    lowered = tuple(suffix.lower() for suffix in suffixes)
     for item in inputs:
         if osp.isdir(item):
             found = sorted(osp.join(item, name) for name in os.listdir(item)
-                           if name.lower().endswith(tuple(suffixes)))
+                           if name.lower().endswith(lowered) and osp.isfile(osp.join(item, name)))
+            reason = f'folder has no files ending in {", ".join(suffixes)}'
         elif osp.isfile(item):
-            found = [item]
+            found, reason = [item], ''
         else:
             found = sorted(path for path in glob.glob(item, recursive=True) if osp.isfile(path))
+            reason = 'no such file, and no file matches it as a pattern'
         if not found:
-            missing[item] = 'no such file, or no matching images'
-        files += [path for path in found if path not in files]
+            missing[item] = reason
+        for path in found:
+            key = osp.realpath(path)
+            if key not in seen:
+                seen.add(key)
+                files.append(path)
     return files, missing
 
 
-def build_model(cfg: Any, checkpoint: str, device: str) -> torch.nn.Module:
-    """Build ``cfg.model`` in the config's scope and load ``checkpoint`` safely."""
+def _collisions(planned: Dict[str, List[str]]) -> Dict[str, List[str]]:
+    owners: Dict[str, List[str]] = defaultdict(list)
+    for path, outputs in planned.items():
+        for output in outputs:
+            owners[osp.realpath(output)].append(path)
+    return {output: paths for output, paths in owners.items() if len(paths) > 1}
+
+
+def plan_outputs(files: Sequence[str], names: Callable[[str], List[str]], out_dir: str
+                 ) -> Dict[str, List[str]]:
+    """Output paths of every input, checked before anything is written.
+
+    Outputs go flat into ``out_dir``; if that makes two inputs share an output, the inputs'
+    folders relative to their common parent are kept under ``out_dir``.
+
+    Returns:
+        Input -> output paths, for the inputs that produce outputs (in input order).
+
+    Raises:
+        RunRefused: If outputs still collide, or an output is one of the inputs.
+    """
+    named = {path: names(path) for path in files}
+    named = {path: outputs for path, outputs in named.items() if outputs}
+    planned = {path: [osp.join(out_dir, name) for name in outputs]
+               for path, outputs in named.items()}
+    if _collisions(planned) and named:
+        root = osp.commonpath([osp.dirname(osp.abspath(path)) for path in named])
+        planned = {path: [osp.join(out_dir, osp.relpath(osp.dirname(osp.abspath(path)), root),
+                                   name) for name in outputs]
+                   for path, outputs in named.items()}
+    clashes = _collisions(planned)
+    if clashes:
+        listing = '; '.join(f'{osp.relpath(out)} <- {", ".join(paths)}'
+                            for out, paths in list(clashes.items())[:10])
+        raise RunRefused(f'{len(clashes)} output name(s) would be written by more than one '
+                         f'input: {listing}. Rename the inputs or run them separately; '
+                         'nothing was written')
+    inputs = {osp.realpath(path): path for path in files}
+    overwrites = [(output, inputs[osp.realpath(output)]) for outputs in planned.values()
+                  for output in outputs if osp.realpath(output) in inputs]
+    if overwrites:
+        listing = '; '.join(f'{out} is the input {src}' for out, src in overwrites[:10])
+        raise RunRefused(f'{len(overwrites)} output(s) would overwrite inputs of this run: '
+                         f'{listing}. densekit never overwrites its inputs: choose another '
+                         '--out; nothing was written')
+    return planned
+
+
+def build_model(cfg: Any, checkpoint: str, device: str, strict: bool = True
+                ) -> torch.nn.Module:
+    """Build ``cfg.model`` in the config's scope and load ``checkpoint`` (strictly by default).
+
+    Raises:
+        densekit.checkpoint.CheckpointMismatchError: The weights do not fit (``strict``).
+        densekit.checkpoint.NotACheckpointError: ``checkpoint`` is not a checkpoint file.
+    """
     from mmengine.registry import MODELS, init_default_scope
-    from mmengine.runner import load_checkpoint
+
+    from densekit.checkpoint import load_weights
 
     init_default_scope(cfg.get('default_scope', 'densekit'))
     model = MODELS.build(cfg.model)
-    ckpt = load_checkpoint(model, checkpoint, map_location='cpu')
+    ckpt = load_weights(model, checkpoint, strict=strict, config=getattr(cfg, 'filename', None))
     meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
-    model.dataset_meta = meta.get('dataset_meta') or {}
+    model.dataset_meta = (meta.get('dataset_meta') if isinstance(meta, dict) else None) or {}
     return model.to(device).eval()
+
+
+def class_palette(num_classes: int, palette: Optional[Sequence[Sequence[int]]] = None
+                  ) -> np.ndarray:
+    """``(num_classes, 3)`` uint8 RGB colours: ``palette`` extended with fixed random ones."""
+    given = np.asarray(palette if palette is not None and len(palette) else np.zeros((0, 3)),
+                       np.int64).reshape(-1, 3)
+    extra = np.random.default_rng(0).integers(0, 256, (max(num_classes - len(given), 0), 3))
+    return np.concatenate([given, extra]).clip(0, 255).astype(np.uint8)
 
 
 def _encode(path: str, image: np.ndarray) -> bytes:
@@ -92,32 +245,8 @@ def _encode(path: str, image: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _segmentation_handler(cfg: Any, model: torch.nn.Module) -> Handler:
-    from mmengine.dataset import pseudo_collate
-
-    pipeline = _test_pipeline(cfg, 'mmseg.LoadImageFromNDArray')
-    palette = np.asarray(model.dataset_meta.get('palette') or
-                         np.random.default_rng(0).integers(0, 255, (256, 3)), np.uint8)
-
-    def handle(path: str, out_dir: str) -> List[str]:
-        image_bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image_bgr is None:
-            raise UnreadableInput('unreadable or corrupt image')
-        data = pipeline(dict(img=image_bgr, img_path=path))
-        with torch.no_grad():
-            result = model.test_step(pseudo_collate([data]))[0]
-        label = result.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
-        colour = palette[label % len(palette)][..., ::-1]
-        overlay = cv2.addWeighted(image_bgr, 0.45, colour, 0.55, 0)
-        stem = osp.splitext(osp.basename(path))[0]
-        outputs = [osp.join(out_dir, f'{stem}_label.png'), osp.join(out_dir, f'{stem}_overlay.png')]
-        refuse_overwrite(outputs[0], [path])
-        refuse_overwrite(outputs[1], [path])
-        atomic_write_bytes(_encode(outputs[0], label), outputs[0])
-        atomic_write_bytes(_encode(outputs[1], overlay), outputs[1])
-        return outputs
-
-    return Handler(IMAGE_SUFFIXES, handle)
+def _stem(path: str) -> str:
+    return osp.splitext(osp.basename(path))[0]
 
 
 def _test_pipeline(cfg: Any, load_from_array: str) -> Any:
@@ -129,23 +258,57 @@ def _test_pipeline(cfg: Any, load_from_array: str) -> Any:
     return Compose([dict(type=load_from_array), *steps])
 
 
-def _detection_handler(cfg: Any, model: torch.nn.Module, score_thr: float = 0.3) -> Handler:
-    import json
+def _num_classes(cfg: Any, model: torch.nn.Module) -> int:
+    head = getattr(model, 'decode_head', None)
+    count = getattr(head, 'num_classes', None) or getattr(head, 'out_channels', None)
+    return int(count or len(model.dataset_meta.get('classes') or ()) or 2)
 
+
+def _segmentation_handler(cfg: Any, model: torch.nn.Module, options: InferOptions) -> Handler:
+    from mmengine.dataset import pseudo_collate
+
+    pipeline = _test_pipeline(cfg, 'mmseg.LoadImageFromNDArray')
+    num_classes = _num_classes(cfg, model)
+    palette = class_palette(num_classes, model.dataset_meta.get('palette'))
+    label_dtype = np.uint8 if num_classes <= 256 else np.uint16
+
+    def read(path: str) -> Dict[str, Any]:
+        return dict(img=read_bgr(path), img_path=path)
+
+    def predict(items: List[Dict[str, Any]]) -> List[np.ndarray]:
+        with torch.no_grad():
+            results = model.test_step(pseudo_collate([pipeline(dict(item)) for item in items]))
+        return [result.pred_sem_seg.data[0].cpu().numpy().astype(np.int64) for result in results]
+
+    def write(path: str, item: Dict[str, Any], label: np.ndarray, outputs: List[str]) -> None:
+        image_bgr = item['img']
+        colour = palette[np.clip(label, 0, len(palette) - 1)][..., ::-1]
+        overlay = cv2.addWeighted(image_bgr, 0.45, colour, 0.55, 0)
+        atomic_write_bytes(_encode(outputs[0], label.astype(label_dtype)), outputs[0])
+        atomic_write_bytes(_encode(outputs[1], overlay), outputs[1])
+
+    return Handler(IMAGE_SUFFIXES, lambda path: [f'{_stem(path)}_label.png',
+                                                 f'{_stem(path)}_overlay.png'],
+                   read, predict, write, batchable=True)
+
+
+def _detection_handler(cfg: Any, model: torch.nn.Module, options: InferOptions) -> Handler:
     from mmengine.dataset import pseudo_collate
 
     pipeline = _test_pipeline(cfg, 'mmdet.LoadImageFromNDArray')
     classes = list(model.dataset_meta.get('classes') or [])
-    palette = np.random.default_rng(1).integers(60, 255, (max(len(classes), 1), 3))
+    palette = np.random.default_rng(1).integers(60, 256, (max(len(classes), 1), 3))
 
-    def handle(path: str, out_dir: str) -> List[str]:
-        image_bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image_bgr is None:
-            raise UnreadableInput('unreadable or corrupt image')
+    def read(path: str) -> Dict[str, Any]:
+        return dict(img=read_bgr(path), img_path=path)
+
+    def predict(items: List[Dict[str, Any]]) -> List[Any]:
         with torch.no_grad():
-            result = model.test_step(pseudo_collate([pipeline(dict(img=image_bgr,
-                                                                   img_path=path))]))[0]
-        pred = result.pred_instances
+            results = model.test_step(pseudo_collate([pipeline(dict(item)) for item in items]))
+        return [result.pred_instances for result in results]
+
+    def write(path: str, item: Dict[str, Any], pred: Any, outputs: List[str]) -> None:
+        image_bgr = item['img']
         detections = []
         drawn = image_bgr.copy()
         for box, score, label in zip(pred.bboxes.tolist(), pred.scores.tolist(),
@@ -153,29 +316,27 @@ def _detection_handler(cfg: Any, model: torch.nn.Module, score_thr: float = 0.3)
             name = classes[label] if label < len(classes) else str(label)
             detections.append(dict(bbox_xyxy=[round(v, 2) for v in box], score=round(score, 4),
                                    label=int(label), category=name))
-            if score >= score_thr:
+            if score >= options.score_thr:
                 colour = tuple(int(c) for c in palette[label % len(palette)])
                 x0, y0, x1, y1 = (int(round(v)) for v in box)
                 cv2.rectangle(drawn, (x0, y0), (x1, y1), colour, 2)
                 cv2.putText(drawn, f'{name} {score:.2f}', (x0, max(y0 - 3, 10)),
                             cv2.FONT_HERSHEY_SIMPLEX, 0.4, colour, 1, cv2.LINE_AA)
-        stem = osp.splitext(osp.basename(path))[0]
-        outputs = [osp.join(out_dir, f'{stem}.json'), osp.join(out_dir, f'{stem}_boxes.png')]
-        for output in outputs:
-            refuse_overwrite(output, [path])
         record = dict(image=path, height=image_bgr.shape[0], width=image_bgr.shape[1],
                       detections=detections)
         atomic_write_bytes(json.dumps(record, indent=1).encode(), outputs[0])
         atomic_write_bytes(_encode(outputs[1], drawn), outputs[1])
-        return outputs
 
-    return Handler(IMAGE_SUFFIXES, handle)
-
-
-HANDLERS: Dict[str, Callable[[Any, torch.nn.Module], Handler]] = {}
+    return Handler(IMAGE_SUFFIXES, lambda path: [f'{_stem(path)}.json',
+                                                 f'{_stem(path)}_boxes.png'],
+                   read, predict, write, batchable=True)
 
 
-def register_handler(task: str, factory: Callable[[Any, torch.nn.Module], Handler]) -> None:
+HandlerFactory = Callable[[Any, torch.nn.Module, InferOptions], Handler]
+HANDLERS: Dict[str, HandlerFactory] = {}
+
+
+def register_handler(task: str, factory: HandlerFactory) -> None:
     """Register the inference handler factory of a task family (``cfg.task``)."""
     HANDLERS[task] = factory
 
@@ -197,33 +358,157 @@ def detect_task(cfg: Any) -> str:
                      f'(one of {sorted(HANDLERS)}) to it')
 
 
+def is_fatal(err: BaseException) -> bool:
+    """Errors that cannot depend on one input and so stop the whole run (out of memory)."""
+    if isinstance(err, MemoryError):
+        return True
+    oom = getattr(torch, 'OutOfMemoryError', None)
+    if oom is not None and isinstance(err, oom):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and ('out of memory' in text
+                                              or "can't allocate memory" in text)
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ''
+    if isinstance(err, (UnreadableInput, ValueError, OSError)) and text:
+        return text
+    return f'{type(err).__name__}: {text}' if text else type(err).__name__
+
+
+class _OutputFolders:
+    """Creates output folders on demand and removes the ones it made if they stay empty."""
+
+    def __init__(self) -> None:
+        self.created: List[str] = []
+
+    def make(self, folder: str) -> None:
+        missing = []
+        folder = osp.abspath(folder or '.')
+        while not osp.isdir(folder):
+            missing.append(folder)
+            folder = osp.dirname(folder)
+        for path in reversed(missing):
+            os.makedirs(path, exist_ok=True)
+            self.created.append(path)
+
+    def remove_empty(self) -> None:
+        for path in sorted(self.created, key=len, reverse=True):
+            if osp.isdir(path) and not os.listdir(path):
+                os.rmdir(path)
+
+
 def infer(config: Any, checkpoint: str, inputs: Sequence[str], out_dir: str,
-          device: Optional[str] = None) -> InferenceSummary:
-    """Predict on every input image and write results to ``out_dir``.
+          device: Optional[str] = None, *, strict: bool = True,
+          cfg_options: Optional[dict] = None, options: Optional[InferOptions] = None
+          ) -> InferenceSummary:
+    """Predict on every input and write the results under ``out_dir`` (see module docstring).
+
+    Args:
+        config: Config path or object.
+        checkpoint: Checkpoint path.
+        inputs: Files, folders or glob patterns.
+        out_dir: Output folder (created only when something is written).
+        device: ``'cpu'``, ``'cuda'``... (default: CUDA when available).
+        strict: Refuse a checkpoint whose keys do not fit the model.
+        cfg_options: Overrides merged into the config.
+        options: Handler options (:class:`InferOptions`).
 
     Raises:
-        ValueError: If the config's task has no inference handler.
+        ValueError: The config's task has no inference handler.
+        RunRefused: Outputs would collide or overwrite inputs (nothing was written).
     """
-    cfg = load_config(config)
+    options = options or InferOptions()
+    cfg = load_config(config, cfg_options)
     task = detect_task(cfg)
     if task not in HANDLERS:
         raise ValueError(f'no inference handler for task {task!r}; available: {sorted(HANDLERS)}')
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    model = build_model(cfg, checkpoint, device)
-    handler = HANDLERS[task](cfg, model)
+    model = build_model(cfg, checkpoint, device, strict=strict)
+    handler = HANDLERS[task](cfg, model, options)
     files, missing = expand_inputs(inputs, handler.suffixes)
-    summary = InferenceSummary(failed=dict(missing))
-    os.makedirs(out_dir, exist_ok=True)
-    for path in tqdm(files, desc=f'infer ({task})', unit='file'):
+    planned = plan_outputs(files, handler.outputs, out_dir)
+    summary = InferenceSummary(inputs=list(planned), missing=missing)
+    todo = list(planned)
+    if options.skip_existing:
+        summary.skipped = [path for path in todo if all(osp.isfile(o) for o in planned[path])]
+        todo = [path for path in todo if path not in summary.skipped]
+    folders = _OutputFolders()
+    batch_size = options.batch_size if handler.batchable else 1
+
+    def fail(path: str, err: BaseException) -> None:
+        if is_fatal(err):
+            raise err
+        summary.failed[path] = _reason(err)
+        tqdm.write(f'failed: {path}: {summary.failed[path]}')
+
+    def write(path: str, item: Any, result: Any) -> None:
         try:
-            summary.written += handler.handle(path, out_dir)
-        except (ValueError, RuntimeError, OSError) as err:
-            summary.failed[path] = str(err)
-            tqdm.write(f'skipped {path}: {err}')
-    predicted = len(files) - sum(1 for key in summary.failed if key not in missing)
-    print(f'inference done: {predicted} of {len(files)} '
-          f'inputs predicted, {len(summary.written)} files written to {out_dir}, '
-          f'{len(summary.failed)} failed')
+            for output in planned[path]:
+                folders.make(osp.dirname(output))
+            handler.write(path, item, result, planned[path])
+        except Exception as err:
+            fail(path, err)
+            return
+        summary.predicted.append(path)
+        summary.written += planned[path]
+
+    bar = tqdm(total=len(todo), desc=f'infer ({task})', unit='input', disable=not options.progress)
+    try:
+        for start in range(0, len(todo), batch_size):
+            batch = []
+            for path in todo[start:start + batch_size]:
+                try:
+                    batch.append((path, handler.read(path)))
+                except Exception as err:
+                    fail(path, err)
+                    bar.update(1)
+            if not batch:
+                continue
+            try:
+                results = handler.predict([item for _, item in batch])
+            except Exception as err:
+                if len(batch) == 1 or is_fatal(err):
+                    fail(batch[0][0], err)
+                    bar.update(1)
+                    continue
+                results = None
+            for index, (path, item) in enumerate(batch):
+                if results is None:  # find which input of the batch fails
+                    try:
+                        result = handler.predict([item])[0]
+                    except Exception as err:
+                        fail(path, err)
+                        bar.update(1)
+                        continue
+                else:
+                    result = results[index]
+                write(path, item, result)
+                bar.update(1)
+    finally:
+        bar.close()
+        if not summary.written:
+            folders.remove_empty()
+    _print_summary(summary, out_dir)
+    return summary
+
+
+def _print_summary(summary: InferenceSummary, out_dir: str) -> None:
+    for name, reason in summary.missing.items():
+        print(f'  matched nothing: {name}: {reason}')
     for name, reason in summary.failed.items():
         print(f'  failed: {name}: {reason}')
-    return summary
+    skipped = f', {len(summary.skipped)} skipped (outputs exist)' if summary.skipped else ''
+    line = (f'inference: {len(summary.predicted)} of {len(summary.inputs)} inputs predicted'
+            f'{skipped}, {len(summary.written)} files written to {out_dir}')
+    if summary.ok:
+        print(f'{line}; all inputs succeeded')
+        return
+    problems = []
+    if summary.failed:
+        problems.append(f'{len(summary.failed)} of {len(summary.inputs)} inputs failed')
+    if summary.missing:
+        problems.append(f'{len(summary.missing)} input pattern(s) matched nothing')
+    print(line)
+    print(f'FAILED: {" and ".join(problems)} (listed above); exit status 1')

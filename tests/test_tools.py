@@ -62,9 +62,11 @@ def test_infer_skips_corrupt_files_and_never_overwrites(trained: Path, shapes_ro
     out = tmp_path / 'out'
     res = run_tool(['tools/infer.py', str(SEG_CONFIG), str(trained / 'iter_4.pth'), str(inputs),
                     str(tmp_path / 'missing_*.png'), '--out', str(out)])
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.returncode == 1, res.stderr[-3000:]  # one input failed, one pattern matched nothing
     assert 'broken.png' in res.stdout and '2 of 3 inputs predicted' in res.stdout
-    assert '2 failed' in res.stdout
+    assert res.stdout.strip().splitlines()[-1] == (
+        'FAILED: 1 of 3 inputs failed and 1 input pattern(s) matched nothing (listed above); '
+        'exit status 1')
     label = cv2.imread(str(out / 'img0_label.png'), cv2.IMREAD_UNCHANGED)
     assert label.shape == (64, 64) and label.max() < 7
     assert (out / 'img1_overlay.png').is_file() and not (out / 'broken_label.png').exists()

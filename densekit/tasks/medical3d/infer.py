@@ -10,14 +10,14 @@ affine and header (uint8 / uint16).
 from __future__ import annotations
 
 import os.path as osp
-from typing import Any, List
+from typing import Any, List, Optional
 
 import torch
 
-from densekit.fileio import refuse_overwrite
-from densekit.inference import Handler, UnreadableInput, register_handler
+from densekit.inference import Handler, InferOptions, UnreadableInput, register_handler
 from densekit.tasks.medical3d.nifti import (
     NIFTI_SUFFIXES,
+    Case,
     UnreadableNifti,
     case_id,
     channel_files,
@@ -29,37 +29,75 @@ from densekit.tasks.medical3d.preprocess import Preprocessor
 __all__ = ['medical_handler']
 
 
-def _preprocessor(cfg: Any, model: torch.nn.Module) -> Preprocessor:
+def _channel_names(cfg: Any, model: torch.nn.Module) -> List[str]:
     prep = dict(cfg.get('preprocessing') or {})
-    names = prep.pop('channel_names', None) or (model.dataset_meta or {}).get('channel_names')
+    names = (model.dataset_meta or {}).get('channel_names') or prep.get('channel_names')
     if not names:
         in_channels = getattr(getattr(model, 'backbone', None), 'in_channels', 1)
         names = ['zscore'] * in_channels
-    return Preprocessor(list(names), **prep)
+    return list(names)
 
 
-def medical_handler(cfg: Any, model: torch.nn.Module) -> Handler:
-    """Handler factory for ``task = 'medical'`` configs (see the module docstring)."""
+def _preprocessor(cfg: Any, model: torch.nn.Module) -> Preprocessor:
+    prep = dict(cfg.get('preprocessing') or {})
+    prep.pop('channel_names', None)
+    return Preprocessor(_channel_names(cfg, model), **prep)
+
+
+def medical_handler(cfg: Any, model: torch.nn.Module,
+                    options: Optional[InferOptions] = None) -> Handler:
+    """Handler factory for ``task = 'medical'`` configs (see the module docstring).
+
+    One input is one case: a ``_0001``+ channel file is covered by its ``_0000`` file and is
+    not counted on its own. A 4D file's 4th axis is taken as channels only when its intent
+    code says so or ``options.channel_axis`` is given; a channel count that differs from the
+    model's is an error naming the channels the model expects (``T2, T1``).
+    """
+    options = options or InferOptions()
     preprocessor = _preprocessor(cfg, model)
-    model.test_cfg['progress'] = True
+    expected = _channel_names(cfg, model)
+    model.test_cfg['progress'] = options.progress
 
-    def handle(path: str, out_dir: str) -> List[str]:
-        paths = channel_files(path)
-        if osp.abspath(paths[0]) != osp.abspath(path):
-            return []  # a later channel: handled with its _0000 file
+    def outputs(path: str) -> List[str]:
         try:
-            case = read_case(paths)
+            first = channel_files(path)[0]
+        except ValueError:  # badly numbered channels: reported when the case is read
+            first = path
+        if osp.abspath(first) != osp.abspath(path):
+            return []  # a later channel: handled with its _0000 file
+        return [f'{case_id(path)}_seg.nii.gz']
+
+    def read(path: str) -> Case:
+        paths = channel_files(path)
+        try:
+            case = read_case(paths, four_d_channels=False, channel_axis=options.channel_axis)
         except UnreadableNifti as err:
             raise UnreadableInput(str(err)) from err
-        image, _, meta = preprocessor(case)
-        device = next(model.parameters()).device
-        labels = model.predict_volume(torch.from_numpy(image).to(device))
-        out = preprocessor.invert_labels(labels, meta)
-        target = osp.join(out_dir, f'{case_id(path)}_seg.nii.gz')
-        refuse_overwrite(target, list(paths))
-        return [write_labels(out, case.affine, case.header, target)]
+        except ValueError as err:
+            if 'not marked as channels' in str(err):
+                raise ValueError(f'{err}; the model expects {len(expected)} channel(s): '
+                                 f'{", ".join(expected)}') from None
+            raise
+        if case.image.shape[0] != len(expected):
+            raise ValueError(f'{path}: case has {case.image.shape[0]} channel(s) (shape '
+                             f'{tuple(case.image.shape[1:])} per channel, files '
+                             f'{", ".join(osp.basename(p) for p in paths)}); the model expects '
+                             f'{len(expected)}: {", ".join(expected)}')
+        return case
 
-    return Handler(NIFTI_SUFFIXES, handle)
+    def predict(cases: List[Case]) -> List[Any]:
+        results = []
+        device = next(model.parameters()).device
+        for case in cases:
+            image, _, meta = preprocessor(case)
+            labels = model.predict_volume(torch.from_numpy(image).to(device))
+            results.append(preprocessor.invert_labels(labels, meta))
+        return results
+
+    def write(path: str, case: Case, labels: Any, out_paths: List[str]) -> None:
+        write_labels(labels, case.affine, case.header, out_paths[0])
+
+    return Handler(NIFTI_SUFFIXES, outputs, read, predict, write)
 
 
 register_handler('medical', medical_handler)

@@ -125,12 +125,48 @@ def _same_grid(ref_shape: Sequence[int], ref_affine: np.ndarray, ref_path: str,
                          f'the image grid first')
 
 
-def read_case(image_paths: Sequence[str], label_path: Optional[str] = None) -> Case:
+CHANNEL_INTENTS = ('vector', 'rgb vector', 'rgba vector')
+
+
+def has_channel_intent(img: nib.Nifti1Image) -> bool:
+    """True when the header's intent code says the extra axis holds vector components."""
+    try:
+        return img.header.get_intent()[0] in CHANNEL_INTENTS
+    except Exception:  # not a NIfTI-1/2 header, or an unknown intent code
+        return False
+
+
+def _channel_parts(data: np.ndarray, path: str, channel_axis: Optional[int],
+                   four_d_channels: bool, intent: bool) -> List[np.ndarray]:
+    """Split one file's data into 3D channels, deciding what a 4th/5th axis means."""
+    if data.ndim == 3:
+        return [data]
+    if data.ndim == 5 and data.shape[3] == 1 and (intent or channel_axis is not None):
+        data = data[:, :, :, 0]  # NIfTI stores vector components in the 5th dimension
+    if data.ndim == 4 and channel_axis is not None:
+        axis = channel_axis % 4
+        if axis < 3:
+            raise ValueError(f'channel_axis must be the 4th axis (3 or -1), got {channel_axis}')
+        return [data[..., c] for c in range(data.shape[3])]
+    if data.ndim == 4 and data.shape[3] == 1:
+        return [data[..., 0]]
+    if data.ndim == 4 and (four_d_channels or intent):
+        return [data[..., c] for c in range(data.shape[3])]
+    raise ValueError(f'{path}: shape {data.shape} has a 4th axis that is not marked as channels '
+                     '(a time series?); pass --channel-axis 3 if it holds the channels')
+
+
+def read_case(image_paths: Sequence[str], label_path: Optional[str] = None, *,
+              four_d_channels: bool = True, channel_axis: Optional[int] = None) -> Case:
     """Load the channels (and label map) of one case, checking that they agree.
 
     Args:
         image_paths: One file per channel, or one 3D/4D file (4D: last axis = channels).
         label_path: Optional label map on the same grid.
+        four_d_channels: Take the 4th axis of a single 4D file as channels (the MSD layout
+            that ``dataset.json`` declares). With ``False`` a 4th axis is channels only when
+            the header's intent code says so (``vector``) or ``channel_axis`` is given.
+        channel_axis: The axis that holds the channels (only 3 / -1 is supported).
 
     Raises:
         ValueError: naming the offending file (see the module docstring).
@@ -144,13 +180,12 @@ def read_case(image_paths: Sequence[str], label_path: Optional[str] = None) -> C
     for path in image_paths:
         img = first if path == ref_path else load_nifti(path)
         data = np.asarray(img.get_fdata(dtype=np.float32))
-        if data.ndim == 4 and len(image_paths) == 1:
-            parts = [data[..., c] for c in range(data.shape[3])]
-        elif data.ndim == 3 or (data.ndim == 4 and data.shape[3] == 1):
-            parts = [data.reshape(data.shape[:3])]
-        else:
-            raise ValueError(f'{path}: expected a 3D volume (or one 4D MSD image with channels '
+        if data.ndim not in (3, 4, 5) or (data.ndim > 3 and len(image_paths) > 1
+                                          and data.shape[3:] != (1,) * (data.ndim - 3)):
+            raise ValueError(f'{path}: expected a 3D volume (or one 4D image with channels '
                              f'last), got shape {data.shape}')
+        parts = _channel_parts(data, path, channel_axis, four_d_channels,
+                               has_channel_intent(img))
         _finite(data, path)
         _same_grid(first.shape[:3], affine, ref_path, data.shape[:3], img.affine, path,
                    'channel')

@@ -10,14 +10,14 @@ deraining passes it through.
 from __future__ import annotations
 
 import os.path as osp
-from typing import Any, List
+from typing import Any, List, Optional
 
 import numpy as np
 import torch
 
-from densekit.fileio import atomic_write_bytes, refuse_overwrite
-from densekit.inference import IMAGE_SUFFIXES, Handler, register_handler
-from densekit.tasks.restoration.imageio import encode_image, output_suffix, read_image
+from densekit.fileio import atomic_write_bytes
+from densekit.inference import IMAGE_SUFFIXES, Handler, InferOptions, register_handler
+from densekit.tasks.restoration.imageio import LoadedImage, encode_image, output_suffix, read_image
 from densekit.tasks.restoration.imresize import imresize_tensor
 from densekit.tasks.restoration.tiling import check_tiling, tiled_restore
 
@@ -62,26 +62,34 @@ def _resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
     return np.floor(up[0].clamp_(0, 1).numpy() * peak + 0.5).astype(alpha.dtype)
 
 
-def restoration_handler(cfg: Any, model: torch.nn.Module) -> Handler:
-    """The inference :class:`~densekit.inference.Handler` of ``sr`` and ``derain`` configs."""
+def restoration_handler(cfg: Any, model: torch.nn.Module,
+                        options: Optional[InferOptions] = None) -> Handler:
+    """The inference :class:`~densekit.inference.Handler` of ``sr`` and ``derain`` configs.
+
+    Tile and overlap come from ``options`` (``--tile`` / ``--overlap``), else the config's
+    ``infer_cfg``, else 512 and 16 input pixels.
+    """
+    options = options or InferOptions()
     infer_cfg = dict(cfg.get('infer_cfg') or {})
-    tile = int(infer_cfg.get('tile', DEFAULT_TILE))
-    overlap = int(infer_cfg.get('overlap', DEFAULT_OVERLAP))
+    tile = int(options.tile or infer_cfg.get('tile', DEFAULT_TILE))
+    overlap = int(options.overlap if options.overlap is not None
+                  else infer_cfg.get('overlap', DEFAULT_OVERLAP))
     check_tiling(tile, overlap)
     scale = int(getattr(model, 'scale', 1))
     tag = f'x{scale}' if scale > 1 else 'derain'
 
-    def handle(path: str, out_dir: str) -> List[str]:
-        image = read_image(path)
-        stem = osp.splitext(osp.basename(path))[0]
-        out_path = osp.join(out_dir, f'{stem}_{tag}{output_suffix(path)}')
-        refuse_overwrite(out_path, [path])
-        rgb = restore_array(model, image.rgb, tile, overlap)
-        alpha = None if image.alpha is None else _resize_alpha(image.alpha, scale)
-        atomic_write_bytes(encode_image(output_suffix(path), rgb, alpha, image.gray), out_path)
-        return [out_path]
+    def outputs(path: str) -> List[str]:
+        return [f'{osp.splitext(osp.basename(path))[0]}_{tag}{output_suffix(path)}']
 
-    return Handler(IMAGE_SUFFIXES, handle)
+    def predict(images: List[LoadedImage]) -> List[np.ndarray]:
+        return [restore_array(model, image.rgb, tile, overlap) for image in images]
+
+    def write(path: str, image: LoadedImage, rgb: np.ndarray, out_paths: List[str]) -> None:
+        alpha = None if image.alpha is None else _resize_alpha(image.alpha, scale)
+        atomic_write_bytes(encode_image(output_suffix(path), rgb, alpha, image.gray),
+                           out_paths[0])
+
+    return Handler(IMAGE_SUFFIXES, outputs, read_image, predict, write)
 
 
 register_handler('sr', restoration_handler)

@@ -1,0 +1,145 @@
+"""Image file checks shared by every task's reader: truncation and pixel-type probing.
+
+OpenCV decodes a truncated JPEG or PNG without an error: it pads the missing rows with grey and
+prints a warning nobody sees. :func:`check_complete` catches that cheaply (the end-of-image
+marker of JPEG, the ``IEND`` chunk of PNG) and falls back to a full Pillow decode only when the
+cheap check is inconclusive. :func:`describe_unsupported` tells *why* OpenCV could not read a
+file that is not corrupt (for example a 64-bit float TIFF), so the error does not say "corrupt"
+for a file that is merely of an unsupported kind.
+"""
+from __future__ import annotations
+
+import os
+import os.path as osp
+import struct
+from typing import Optional
+
+import cv2
+import numpy as np
+
+__all__ = ['UnreadableInput', 'check_complete', 'describe_unsupported', 'png_color_type',
+           'read_bgr']
+
+_JPEG_SUFFIXES = ('.jpg', '.jpeg', '.jpe', '.jfif')
+_PNG_END = b'\x00\x00\x00\x00IEND\xaeB`\x82'
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+_TIFF_SAMPLE_FORMATS = {1: 'uint', 2: 'int', 3: 'float'}
+
+
+class UnreadableInput(ValueError):
+    """An input file is corrupt, truncated or of a kind densekit does not read.
+
+    Inference reports it against the file and goes on with the other inputs.
+    """
+
+
+def _tail(path: str, size: int = 64) -> bytes:
+    with open(path, 'rb') as handle:
+        handle.seek(0, os.SEEK_END)
+        length = handle.tell()
+        handle.seek(max(0, length - size))
+        return handle.read()
+
+
+def _pillow_decodes(path: str) -> Optional[str]:
+    """Decode ``path`` fully with Pillow; the error text, or ``None`` if it decoded."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except Exception as err:  # Pillow raises OSError, SyntaxError, ValueError... per format
+        return str(err) or type(err).__name__
+    return None
+
+
+def check_complete(path: str) -> None:
+    """Raise :class:`UnreadableInput` if the JPEG or PNG at ``path`` is truncated.
+
+    Other formats are left to their decoders, which fail on truncation themselves.
+    """
+    suffix = osp.splitext(path)[1].lower()
+    if suffix in _JPEG_SUFFIXES:
+        tail = _tail(path).rstrip(b'\x00\r\n ')
+        if tail.endswith(b'\xff\xd9'):
+            return
+    elif suffix == '.png':
+        if _tail(path, len(_PNG_END)) == _PNG_END:
+            return
+    else:
+        return
+    # no end marker: trailing data after it is legal, so let a full decode decide
+    error = _pillow_decodes(path)
+    if error is not None:
+        raise UnreadableInput(f'truncated or corrupt image ({error})')
+
+
+def png_color_type(path: str) -> Optional[int]:
+    """The PNG colour type from the ``IHDR`` chunk (0 gray, 2 RGB, 4 gray+alpha, 6 RGBA)."""
+    with open(path, 'rb') as handle:
+        head = handle.read(26)
+    if len(head) < 26 or not head.startswith(_PNG_SIGNATURE) or head[12:16] != b'IHDR':
+        return None
+    return head[25]
+
+
+def _tiff_pixel_type(path: str) -> Optional[str]:
+    """``'float64'``-style pixel type from the first TIFF directory, or ``None``."""
+    with open(path, 'rb') as handle:
+        data = handle.read(1 << 16)
+    if data[:2] not in (b'II', b'MM') or len(data) < 8:
+        return None
+    order = '<' if data[:2] == b'II' else '>'
+    if struct.unpack(order + 'H', data[2:4])[0] != 42:
+        return None
+    offset = struct.unpack(order + 'I', data[4:8])[0]
+    if offset + 2 > len(data):
+        return None
+    count = struct.unpack(order + 'H', data[offset:offset + 2])[0]
+    bits, sample_format = None, 1
+    for i in range(count):
+        entry = data[offset + 2 + 12 * i: offset + 14 + 12 * i]
+        if len(entry) < 12:
+            break
+        tag, kind, num = struct.unpack(order + 'HHI', entry[:8])
+        if num != 1 and tag == 258:  # several samples: the values live elsewhere; take the first
+            pointer = struct.unpack(order + 'I', entry[8:12])[0]
+            value = struct.unpack(order + 'H', data[pointer:pointer + 2])[0] \
+                if pointer + 2 <= len(data) else None
+        else:
+            value = struct.unpack(order + ('H' if kind == 3 else 'I'),
+                                  entry[8:10] if kind == 3 else entry[8:12])[0]
+        if tag == 258:
+            bits = value
+        elif tag == 339:
+            sample_format = value
+    if bits is None:
+        return None
+    return f'{_TIFF_SAMPLE_FORMATS.get(sample_format, "uint")}{bits}'
+
+
+def describe_unsupported(path: str) -> Optional[str]:
+    """Why a file that OpenCV would not decode is unsupported rather than corrupt, if known."""
+    if osp.splitext(path)[1].lower() in ('.tif', '.tiff'):
+        kind = _tiff_pixel_type(path)
+        if kind is not None and kind not in ('uint8', 'uint16'):
+            return f'unsupported pixel type {kind} (8- or 16-bit images only)'
+    return None
+
+
+def read_bgr(path: str) -> np.ndarray:
+    """Decode ``path`` as 8-bit BGR the way mmcv's loaders do, refusing truncated files.
+
+    Raises:
+        UnreadableInput: The file is missing, corrupt, truncated or of an unsupported type.
+    """
+    if not osp.isfile(path):
+        raise UnreadableInput('no such file')
+    unsupported = describe_unsupported(path)
+    if unsupported is not None:
+        raise UnreadableInput(unsupported)
+    check_complete(path)
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise UnreadableInput('unreadable or corrupt image')
+    return image
