@@ -9,6 +9,7 @@ Importing densekit registers every module, makes mmengine's checkpoint loading s
 """
 # Imported for their side effects: registration, safe checkpoint loading, atomic writes.
 from densekit import (  # noqa: F401
+    amp,
     augment,
     backbones,
     blocks,

@@ -103,11 +103,25 @@ def _strict_resume(runner: Runner, config: Optional[str]) -> None:
     runner.resume = strict_resume
 
 
-def _enable_amp(cfg: Config) -> None:
+def _enable_amp(cfg: Config, device: Optional[str] = None) -> None:
+    """Switch a plain optim wrapper to mixed precision for ``device`` (default: the one the
+    Runner will use): mmengine's ``AmpOptimWrapper`` with dynamic loss scaling on a GPU,
+    ``densekit.CPUAmpOptimWrapper`` (bfloat16 autocast) on the CPU, where mmengine's refuses
+    to build. A GPU config's ``AmpOptimWrapper`` is switched the same way on the CPU."""
+    from densekit.amp import amp_optim_wrapper_type
+
     wrapper = cfg.optim_wrapper
-    if wrapper.get('type', 'OptimWrapper') in ('OptimWrapper', 'mmengine.OptimWrapper'):
-        wrapper.type = 'AmpOptimWrapper'
-        wrapper.setdefault('loss_scale', 'dynamic')
+    target = amp_optim_wrapper_type(device)
+    current = wrapper.get('type', 'OptimWrapper')
+    if target == 'AmpOptimWrapper':
+        if current in ('OptimWrapper', 'mmengine.OptimWrapper'):
+            wrapper.type = 'AmpOptimWrapper'
+            wrapper.setdefault('loss_scale', 'dynamic')
+    elif current in ('OptimWrapper', 'mmengine.OptimWrapper', 'AmpOptimWrapper',
+                     'mmengine.AmpOptimWrapper'):
+        wrapper.type = target
+        for gpu_only in ('loss_scale', 'dtype', 'use_fsdp'):
+            wrapper.pop(gpu_only, None)
 
 
 def train(config: ConfigLike, *, work_dir: Optional[str] = None,

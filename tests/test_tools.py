@@ -91,8 +91,8 @@ def test_resume_flag_and_amp_flag_reach_the_config(tmp_path: Path) -> None:
 
     cfg = load_config(str(SEG_CONFIG), {'train_cfg.max_iters': 3}, str(tmp_path))
     assert cfg.work_dir == str(tmp_path) and cfg.train_cfg.max_iters == 3
-    _enable_amp(cfg)
-    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    _enable_amp(cfg, 'cuda')
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'  # the CPU's: tests/test_amp.py
     with pytest.raises(FileNotFoundError, match='no_such_config'):
         load_config('no_such_config.py')
 
