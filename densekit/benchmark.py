@@ -6,11 +6,13 @@ register themselves in :data:`SUITES` with :func:`suite`.
 """
 from __future__ import annotations
 
+import functools
 import gc
+import itertools
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 
@@ -54,6 +56,8 @@ class Row:
     densekit_mem_mb: Optional[float] = None
     peer_mem_mb: Optional[float] = None
     extra: Dict[str, str] = field(default_factory=dict)
+    device: str = ''
+    """Where the case ran ('cpu', 'cuda:0'); '' for suites that do not say."""
 
     @property
     def ratio(self) -> Optional[float]:
@@ -61,20 +65,80 @@ class Row:
         return None if not self.peer_s else self.densekit_s / self.peer_s
 
 
-def peak_memory_mb(fn: Callable[[], object]) -> float:
-    """Peak tensor memory (MiB) allocated while ``fn`` runs.
+DeviceLike = Union[str, torch.device, None]
 
-    On CUDA this is the allocator's peak; on CPU it replays the profiler's allocation events in
-    time order and takes the maximum of the running total.
+
+def resolve_device(*objs: object) -> torch.device:
+    """The device the work on ``objs`` runs on.
+
+    ``objs`` may be modules (their first parameter or buffer), tensors, ``torch.device`` or
+    device strings, and lists/tuples/dicts of these. A non-CPU device wins over the CPU (the
+    work ran on the accelerator; CPU tensors around it are inputs still to be moved); nothing
+    found means the CPU.
+
+    Raises:
+        TypeError: For an object of another type.
+        ValueError: For a bad device string, or two different accelerator devices.
     """
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        fn()
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    found: List[torch.device] = []
+
+    def visit(obj: object) -> None:
+        if isinstance(obj, torch.device):
+            found.append(obj)
+        elif isinstance(obj, str):
+            try:
+                found.append(torch.device(obj))
+            except RuntimeError as err:
+                raise ValueError(f'device must name a torch device (e.g. "cpu", "cuda:0"), '
+                                 f'got {obj!r}') from err
+        elif isinstance(obj, torch.Tensor):
+            found.append(obj.device)
+        elif isinstance(obj, torch.nn.Module):
+            for tensor in itertools.chain(obj.parameters(), obj.buffers()):
+                found.append(tensor.device)
+                break
+        elif isinstance(obj, dict):
+            for value in obj.values():
+                visit(value)
+        elif isinstance(obj, (list, tuple)):
+            for value in obj:
+                visit(value)
+        elif obj is not None:
+            raise TypeError('resolve_device takes modules, tensors, devices, device strings '
+                            f'and lists/tuples/dicts of them, got {type(obj).__name__}')
+
+    for obj in objs:
+        visit(obj)
+    accelerators = {_with_index(d) for d in found if d.type != 'cpu'}
+    if len(accelerators) > 1:
+        raise ValueError(f'the work spans several accelerator devices '
+                         f'{sorted(map(str, accelerators))}; benchmark one device at a time')
+    return accelerators.pop() if accelerators else torch.device('cpu')
+
+
+def _with_index(device: torch.device) -> torch.device:
+    """``cuda`` -> ``cuda:<current>`` (where CUDA is available), so equal devices compare equal."""
+    if device.type == 'cuda' and device.index is None and torch.cuda.is_available():
+        return torch.device('cuda', torch.cuda.current_device())
+    return device
+
+
+def synchronize(device: DeviceLike = None) -> None:
+    """Wait for queued work on ``device`` (CUDA); nothing on the CPU.
+
+    ``None`` (device unknown) synchronises CUDA if this process has initialised it.
+    """
+    if device is None:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+        return
+    device = torch.device(device)
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def _cpu_tensor_peak_mb(fn: Callable[[], object]) -> float:
+    """Peak of the running total of CPU tensor allocations (profiler events) while ``fn`` runs."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
@@ -88,16 +152,85 @@ def peak_memory_mb(fn: Callable[[], object]) -> float:
     return peak / 2**20
 
 
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+def _cuda_peak_mb(fn: Callable[[], object], device: torch.device) -> float:
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return (torch.cuda.max_memory_allocated(device) - base) / 2**20
+
+
+def peak_memory_mb(fn: Callable[[], object], device: DeviceLike = None) -> float:
+    """Peak tensor memory (MiB) that ``fn`` allocates on ``device``.
+
+    On CUDA: ``torch.cuda.max_memory_allocated`` above what was allocated before, synchronised.
+    On the CPU: the profiler's allocation events replayed in time order, the maximum of the
+    running total. ``None`` picks the device by what ``fn`` does: CUDA if it allocated CUDA
+    memory (only looked at where CUDA is initialised), else the CPU (``fn`` then runs twice).
+    """
+    gc.collect()
+    if device is None:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            cuda = torch.device('cuda', torch.cuda.current_device())
+            before = torch.cuda.memory_stats(cuda).get('allocation.all.allocated', 0)
+            peak = _cuda_peak_mb(fn, cuda)
+            if torch.cuda.memory_stats(cuda).get('allocation.all.allocated', 0) > before:
+                return peak
+        return _cpu_tensor_peak_mb(fn)
+    device = torch.device(device)
+    if device.type == 'cuda':
+        return _cuda_peak_mb(fn, device)
+    if device.type != 'cpu':
+        raise ValueError(f'peak memory is measured on cpu or cuda devices, got {device}')
+    return _cpu_tensor_peak_mb(fn)
+
+
+def _status_kib(field_name: str) -> int:
+    with open('/proc/self/status') as status:
+        for line in status:
+            if line.startswith(field_name + ':'):
+                return int(line.split()[1])
+    raise OSError(f'{field_name} not in /proc/self/status')
+
+
+def peak_rss_mb(fn: Callable[[], object]) -> Optional[float]:
+    """How far the process's resident set size rises above its level before ``fn`` (MiB).
+
+    Linux only (``None`` elsewhere): freed heap memory is handed back to the OS first
+    (``malloc_trim``), the kernel's high-water mark is reset (``/proc/self/clear_refs``), and
+    the answer is the new high-water mark minus the resident size before. Unlike the tensor
+    peak this counts everything the process touched: allocator slack, oneDNN scratch buffers,
+    weight re-orders, Python objects.
+    """
+    import ctypes
+    import ctypes.util
+
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+        libc.malloc_trim(0)
+        with open('/proc/self/clear_refs', 'w') as refs:
+            refs.write('5')
+        before = _status_kib('VmRSS')
+    except (OSError, AttributeError):
+        return None
+    fn()
+    return max(_status_kib('VmHWM') - before, 0) / 1024
 
 
 def time_pair(fn_a: Callable[[], object], fn_b: Optional[Callable[[], object]],
-              repeats: int = 5, warmup: int = 1) -> tuple[float, Optional[float]]:
-    """Median wall time of ``fn_a`` and ``fn_b``, run alternately ``repeats`` times each."""
+              repeats: int = 5, warmup: int = 1,
+              device: DeviceLike = None) -> tuple[float, Optional[float]]:
+    """Median wall time of ``fn_a`` and ``fn_b``, run alternately ``repeats`` times each.
+
+    Each run is bracketed by :func:`synchronize` on ``device`` (CUDA work is timed to its
+    end; ``None``: synchronise CUDA where it is initialised).
+    """
     if repeats < 1:
         raise ValueError(f'repeats must be >= 1, got {repeats}')
+    if device is not None:
+        device = torch.device(device)
     for _ in range(warmup):
         fn_a()
         if fn_b is not None:
@@ -108,30 +241,104 @@ def time_pair(fn_a: Callable[[], object], fn_b: Optional[Callable[[], object]],
         for fn, out in ((fn_a, times_a), (fn_b, times_b)):
             if fn is None:
                 continue
-            _sync()
+            synchronize(device)
             start = time.perf_counter()
             fn()
-            _sync()
+            synchronize(device)
             out.append(time.perf_counter() - start)
     return statistics.median(times_a), (statistics.median(times_b) if times_b else None)
 
 
+@dataclass
+class PairMeasurement:
+    """What :func:`measure_pair` measured for ``a`` (densekit) and ``b`` (the peer)."""
+
+    device: torch.device
+    seconds: Tuple[float, Optional[float]]
+    memory_mb: Tuple[float, Optional[float]]
+    rss_mb: Tuple[Optional[float], Optional[float]] = (None, None)
+
+    @property
+    def memory_kind(self) -> str:
+        """How the memory was measured, for the table."""
+        return 'cuda max_memory_allocated' if self.device.type == 'cuda' else 'cpu tensor peak'
+
+    def row(self, case: str, extra: Optional[Dict[str, str]] = None) -> Row:
+        """A table row of this measurement (RSS, where measured, as an extra column)."""
+        extra = dict(extra or {})
+        if self.rss_mb[0] is not None:
+            extra['peak RSS MiB dk/peer'] = '/'.join(
+                '-' if v is None else f'{v:.0f}' for v in self.rss_mb)
+        return Row(case, self.seconds[0], self.seconds[1], self.memory_mb[0], self.memory_mb[1],
+                   extra=extra, device=str(self.device))
+
+
+def _append_tensor_peak(fn: Callable[[], object], out: List[float]) -> None:
+    out.append(_cpu_tensor_peak_mb(fn))
+
+
+def measure_pair(fn_a: Callable[[], object], fn_b: Optional[Callable[[], object]], *,
+                 device: DeviceLike, repeats: int = 5, warmup: int = 1,
+                 rss: bool = True) -> PairMeasurement:
+    """Time (alternating, median), peak memory and, on the CPU, peak RSS of two callables.
+
+    Args:
+        fn_a: densekit's case.
+        fn_b: The peer's case, or None.
+        device: Where the work runs (see :func:`resolve_device`): CUDA is timed with
+            synchronisation and its memory is the allocator's peak; the CPU is timed by the
+            wall clock and its memory is the tensor peak, plus the RSS rise when ``rss``.
+        repeats: Timed runs of each (median).
+        warmup: Untimed runs of each first.
+        rss: Also measure the CPU's peak RSS rise (one more run of each).
+    """
+    device = resolve_device(device)
+    t_a, t_b = time_pair(fn_a, fn_b, repeats=repeats, warmup=warmup, device=device)
+    mem: List[Optional[float]] = []
+    rss_mb: List[Optional[float]] = []
+    for fn in (fn_a, fn_b):
+        if fn is None:
+            mem.append(None)
+            rss_mb.append(None)
+        elif rss and device.type == 'cpu':
+            # one run for both: the RSS high-water mark around the profiled run
+            held: List[float] = []
+            rss_mb.append(peak_rss_mb(functools.partial(_append_tensor_peak, fn, held)))
+            mem.append(held[0] if held else _cpu_tensor_peak_mb(fn))
+        else:
+            mem.append(peak_memory_mb(fn, device))
+            rss_mb.append(None)
+    return PairMeasurement(device, (t_a, t_b), (mem[0], mem[1]), (rss_mb[0], rss_mb[1]))
+
+
+MEMORY_LEGEND = {
+    'cpu': 'cpu: wall time; MiB = peak of the running total of tensor allocations (profiler); '
+           'peak RSS = rise of the process high-water mark',
+    'cuda': 'cuda: time synchronised (torch.cuda.synchronize); '
+            'MiB = torch.cuda.max_memory_allocated above the start',
+}
+
+
 def format_table(rows: List[Row]) -> str:
-    """Render rows as a Markdown table."""
+    """Render rows as a Markdown table (with a device column and legend where rows say)."""
     extra_keys: List[str] = []
     for row in rows:
         extra_keys += [k for k in row.extra if k not in extra_keys]
-    head = ['case', 'densekit s', 'peer s', 'ratio', 'densekit MiB', 'peer MiB', *extra_keys]
+    with_device = any(row.device for row in rows)
+    head = ['case', *(['device'] if with_device else []), 'densekit s', 'peer s', 'ratio',
+            'densekit MiB', 'peer MiB', *extra_keys]
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
 
     def fmt(value: Optional[float], digits: int = 3) -> str:
         return '-' if value is None else f'{value:.{digits}f}'
 
     for r in rows:
-        cells = [r.case, fmt(r.densekit_s), fmt(r.peer_s), fmt(r.ratio, 2),
-                 fmt(r.densekit_mem_mb, 1), fmt(r.peer_mem_mb, 1),
-                 *[r.extra.get(k, '') for k in extra_keys]]
+        cells = [r.case, *([r.device or '-'] if with_device else []), fmt(r.densekit_s),
+                 fmt(r.peer_s), fmt(r.ratio, 2), fmt(r.densekit_mem_mb, 1),
+                 fmt(r.peer_mem_mb, 1), *[r.extra.get(k, '') for k in extra_keys]]
         lines.append('| ' + ' | '.join(cells) + ' |')
+    kinds = sorted({r.device.split(':')[0] for r in rows if r.device})
+    lines += [f'({MEMORY_LEGEND[k]})' for k in kinds if k in MEMORY_LEGEND]
     return '\n'.join(lines)
 
 
@@ -152,8 +359,10 @@ def run_suites(name: str, repeats: int = 5, quick: bool = False,
     torch.set_num_threads(torch.get_num_threads())
     results = {}
     for key in names:
-        print(f'## {key} (median of {repeats}, {torch.get_num_threads()} threads, '
-              f'{"cuda" if torch.cuda.is_available() else "cpu"})', flush=True)
+        # where each case ran is the table's device column (suites that measure through
+        # measure_pair); the header only says what this process could use
+        print(f'## {key} (median of {repeats}, {torch.get_num_threads()} CPU threads'
+              f'{", CUDA available" if torch.cuda.is_available() else ""})', flush=True)
         fn = SUITES[key]
         if only is not None and 'only' in inspect.signature(fn).parameters:
             rows = fn(repeats=repeats, quick=quick, only=only)

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from densekit.benchmark import Row, peak_memory_mb, suite, time_pair
+from densekit.benchmark import Row, measure_pair, resolve_device, suite
 from densekit.layers.testing import randomize_norms_
 
 __all__ = ['necks_suite', 'matmul_gflops']
@@ -133,7 +133,7 @@ def necks_suite(repeats: int = 5, quick: bool = False, only: Optional[str] = Non
     """FPN, JPU and ASPPHead vs their peers: inference and training step, time / memory /
     GFLOP/s (``only``: just the necks whose case name contains it, plus the matmul ceiling)."""
     _, ceiling = matmul_gflops(2048, repeats)
-    rows = [Row('fp32 matmul 2048x2048 (ceiling)', 2 * 2048 ** 3 / ceiling / 1e9,
+    rows = [Row('fp32 matmul 2048x2048 (ceiling)', 2 * 2048 ** 3 / ceiling / 1e9, device='cpu',
                 extra={'GFLOP': f'{2 * 2048 ** 3 / 1e9:.1f}',
                        'GFLOP/s dk/peer': f'{ceiling:.0f}', '% of matmul dk/peer': '100'})]
     for case in _cases(quick):
@@ -149,12 +149,13 @@ def necks_suite(repeats: int = 5, quick: bool = False, only: Optional[str] = Non
             case.peer.train(train)
             make = _train_step if train else _inference
             ours, peer = make(case.ours, case.inputs), make(case.peer, case.inputs)
-            t_ours, t_peer = time_pair(ours, peer, repeats=repeats, warmup=1)
-            mem_ours, mem_peer = peak_memory_mb(ours), peak_memory_mb(peer)
+            result = measure_pair(ours, peer, device=resolve_device(case.ours, case.inputs),
+                                  repeats=repeats, warmup=1)
+            t_ours, t_peer = result.seconds
             flops = forward_flops * (3 if train else 1)
             rate_ours, rate_peer = flops / t_ours / 1e9, flops / t_peer / 1e9
-            rows.append(Row(
-                f'{case.name} {mode}', t_ours, t_peer, mem_ours, mem_peer,
+            rows.append(result.row(
+                f'{case.name} {mode}',
                 extra={'GFLOP': f'{flops / 1e9:.1f}',
                        'GFLOP/s dk/peer': f'{rate_ours:.0f}/{rate_peer:.0f}',
                        '% of matmul dk/peer': f'{100 * rate_ours / ceiling:.0f}/'
