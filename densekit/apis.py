@@ -54,7 +54,7 @@ _MISSING = object()
 
 
 def _current_value(cfg: Any, key: str) -> Any:
-    node: Any = cfg
+    node: Any = cfg._cfg_dict if isinstance(cfg, Config) else cfg
     for part in key.split('.'):
         if isinstance(node, dict) and part in node:
             node = node[part]

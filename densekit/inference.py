@@ -440,7 +440,8 @@ def infer(config: Any, checkpoint: str, inputs: Sequence[str], out_dir: str,
     def fail(path: str, err: BaseException) -> None:
         if is_fatal(err):
             raise err
-        summary.failed[path] = _reason(err)
+        reason = _reason(err)
+        summary.failed[path] = reason[len(path) + 2:] if reason.startswith(f'{path}: ') else reason
         tqdm.write(f'failed: {path}: {summary.failed[path]}')
 
     def write(path: str, item: Any, result: Any) -> None:
