@@ -399,3 +399,40 @@ def test_demo_tasks_match_the_demo_stages() -> None:
     from densekit.cli import DEMO_TASKS
     from densekit.demo import STAGES
     assert tuple(STAGES) == DEMO_TASKS
+
+
+def test_out_of_memory_stops_the_run_but_other_errors_do_not(seg_ckpt, tmp_path) -> None:
+    """A KeyError from one input is that input's failure; a MemoryError stops the run."""
+    from densekit.inference import HANDLERS, register_handler
+
+    def probe(cfg, model, options):
+        handler = HANDLERS['seg'](cfg, model, options)
+        plain = handler.predict
+
+        def predict(items):
+            name = Path(items[0]['img_path']).stem
+            if name == 'keyerror':
+                raise KeyError('lookup failed inside the model')
+            if name == 'memory':
+                raise MemoryError('cannot allocate 9 GiB')
+            return plain(items)
+
+        handler.predict = predict
+        return handler
+
+    register_handler('seg-probe', probe)
+    try:
+        cfg = Config.fromfile(str(SEG_CONFIG))
+        cfg.task = 'seg-probe'
+        folder = tmp_path / 'in'
+        for name in ('a_ok', 'keyerror', 'z_ok'):
+            _write_photo(folder / f'{name}.png', 'coffee')
+        summary = infer(cfg, seg_ckpt, [str(folder)], str(tmp_path / 'out'), device='cpu')
+        assert summary.failed == {str(folder / 'keyerror.png'):
+                                  "KeyError: 'lookup failed inside the model'"}
+        assert len(summary.predicted) == 2
+        _write_photo(folder / 'memory.png', 'coffee')
+        with pytest.raises(MemoryError):
+            infer(cfg, seg_ckpt, [str(folder)], str(tmp_path / 'out2'), device='cpu')
+    finally:
+        HANDLERS.pop('seg-probe')
