@@ -9,7 +9,9 @@ input pixels from its tile's cut edge. Hence **tiled output equals whole-image o
 are cross-faded.
 
 Tiles are processed one row of tiles at a time; finished output rows are handed to a ``sink``
-(e.g. written into a uint8 array), so working memory is one band of rows, not the image.
+(e.g. written into a uint8 array or streamed to a file), so working memory is one band of
+output rows, not the image. The input may stay in its stored integer dtype: ``prepare`` turns
+each tile into the float tensor ``fn`` takes, so only one tile exists as float at a time.
 """
 from __future__ import annotations
 
@@ -106,13 +108,15 @@ Sink = Callable[[int, Tensor], None]
 
 def tiled_restore(fn: Callable[[Tensor], Tensor], image: Tensor, scale: int = 1,
                   tile: int = 512, overlap: int = 32, align: int = 1,
-                  sink: Optional[Sink] = None, device: Optional[torch.device] = None
-                  ) -> Optional[Tensor]:
+                  sink: Optional[Sink] = None, device: Optional[torch.device] = None,
+                  prepare: Optional[Callable[[Tensor], Tensor]] = None,
+                  progress: Optional[Callable[[int], object]] = None) -> Optional[Tensor]:
     """Run ``fn`` over overlapping tiles of ``image`` and blend the outputs.
 
     Args:
         fn: Maps ``(N, C, h, w)`` to ``(N, C_out, scale*h, scale*w)`` (e.g. ``model.restore``).
-        image: ``(N, C, H, W)`` float input (stays where it is; tiles move to ``device``).
+        image: ``(N, C, H, W)`` input (stays where it is; tiles move to ``device``). Float,
+            or any dtype that ``prepare`` converts (e.g. a uint8 view of the decoded image).
         scale: Output / input size.
         tile: Largest tile side in input pixels.
         overlap: Pixels shared by neighbouring tiles (see the module docstring).
@@ -120,6 +124,9 @@ def tiled_restore(fn: Callable[[Tensor], Tensor], image: Tensor, scale: int = 1,
         sink: Called as ``sink(first_output_row, rows)`` with finished ``(N, C_out, r, sW)``
             float32 CPU rows, top to bottom. Without a sink the whole output is returned.
         device: Where ``fn`` runs (default: the image's device).
+        prepare: Applied to each tile (already on ``device``) before ``fn``, e.g.
+            ``lambda t: t.float().div_(255)``; only one tile is converted at a time.
+        progress: Called as ``progress(1)`` after each tile (e.g. a tqdm bar's ``update``).
 
     Returns:
         The ``(N, C_out, sH, sW)`` float32 CPU output, or ``None`` when a sink is given.
@@ -134,6 +141,9 @@ def tiled_restore(fn: Callable[[Tensor], Tensor], image: Tensor, scale: int = 1,
         raise ValueError(f'image must be (N, C, H, W), got shape {tuple(image.shape)}')
     if not isinstance(scale, int) or scale < 1:
         raise ValueError(f'scale must be an int >= 1, got {scale!r}')
+    if prepare is None and not image.is_floating_point():
+        raise TypeError(f'image must be a float tensor when no prepare function converts its '
+                        f'tiles, got dtype {image.dtype}')
     device = device or image.device
     height, width = image.shape[-2:]
     grid = TileGrid.build(height, width, tile, overlap, align)
@@ -151,8 +161,12 @@ def tiled_restore(fn: Callable[[Tensor], Tensor], image: Tensor, scale: int = 1,
         wy = axis_weights(grid.rows, r, scale)
         band = torch.zeros(0)
         for j, (x0, x1) in enumerate(grid.cols):
+            piece = image[..., y0:y1, x0:x1].to(device)
+            if prepare is not None:
+                piece = prepare(piece)
             with torch.no_grad():
-                out = fn(image[..., y0:y1, x0:x1].to(device))
+                out = fn(piece)
+            del piece
             expected = ((y1 - y0) * scale, (x1 - x0) * scale)
             if tuple(out.shape[-2:]) != expected:
                 raise ValueError(f'fn returned {tuple(out.shape[-2:])} for a tile of '
@@ -160,10 +174,15 @@ def tiled_restore(fn: Callable[[Tensor], Tensor], image: Tensor, scale: int = 1,
             if j == 0:
                 band = torch.zeros(*out.shape[:2], expected[0], width * scale)
             band[..., x0 * scale:x1 * scale] += out.float().cpu() * (wy[:, None] * col_weights[j])
+            del out
+            if progress is not None:
+                progress(1)
         if pending is not None:
             band[..., :pending.shape[-2], :] += pending
         next_y0 = grid.rows[r + 1][0] if r + 1 < len(grid.rows) else y1
         done = (next_y0 - y0) * scale
+        # keep only the overlap rows (a copy), so the finished band can be freed once emitted
+        pending = band[..., done:, :].clone() if done < band.shape[-2] else None
         emit(y0 * scale, band[..., :done, :])
-        pending = band[..., done:, :] if done < band.shape[-2] else None
+        del band
     return None if sink is not None else torch.cat(chunks, dim=-2)
