@@ -3,7 +3,7 @@ tolerances justified by a float64 reference."""
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
@@ -45,7 +45,7 @@ def assert_close_to_reference(actual: Union[Tensor, Sequence[Tensor]],
                               plain: Union[Tensor, Sequence[Tensor]],
                               reference: Union[Tensor, Sequence[Tensor]], *,
                               factor: float = REFERENCE_FACTOR, ulps: float = REFERENCE_ULPS,
-                              what: str = 'result') -> None:
+                              scale: Optional[float] = None, what: str = 'result') -> None:
     """Check densekit's result against a float64 reference, with torch's own error as the scale.
 
     ``max|actual - reference| <= factor * max|plain - reference| + ulps * eps * max|reference|``
@@ -60,6 +60,9 @@ def assert_close_to_reference(actual: Union[Tensor, Sequence[Tensor]],
         reference: The float64 result, same structure.
         factor: Allowed ratio of densekit's error to torch's.
         ulps: Floor, in ulps of the largest reference magnitude.
+        scale: The magnitude the floor is measured in instead (e.g. the largest of a set of
+            gradients, for a gradient that is zero in exact arithmetic, such as the bias of a
+            conv followed by a training BatchNorm).
         what: Name used in the failure message.
 
     Raises:
@@ -77,14 +80,14 @@ def assert_close_to_reference(actual: Union[Tensor, Sequence[Tensor]],
         r = r.detach().double()
         err = (a.detach().double() - r).abs().max().item() if r.numel() else 0.0
         base = (p.detach().double() - r).abs().max().item() if r.numel() else 0.0
-        scale = r.abs().max().item() if r.numel() else 0.0
+        size = scale if scale is not None else (r.abs().max().item() if r.numel() else 0.0)
         eps = torch.finfo(a.dtype).eps if a.is_floating_point() else 0.0
-        bound = factor * base + ulps * eps * scale
+        bound = factor * base + ulps * eps * size
         if not err <= bound:  # also catches NaN
             raise AssertionError(
                 f'{what}[{i}]: densekit is off the float64 reference by {err:.3g}, the plain '
                 f'op by {base:.3g}; allowed {factor:g} x {base:.3g} + {ulps:g} ulps of '
-                f'{scale:.3g} = {bound:.3g}')
+                f'{size:.3g} = {bound:.3g}')
 
 
 
