@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from densekit.accel import use
+from densekit.accel import fast_paths, use
 from densekit.accel.conv import conv_forward, is_plain_conv, polyphase_factors
 from densekit.accel.polyphase import batch_to_space, conv_phases, is_channels_last
 from densekit.layers.factory import LayerFactory, as_tuple
@@ -203,6 +203,12 @@ class ConvNormAct(nn.Module):
         Returns:
             ``(N, C_out, *out_spatial)``.
         """
+        if not self.fast_eval:  # also keeps fast_inference()'s op routes off this block
+            with fast_paths(False):
+                return self._forward(x, out)
+        return self._forward(x, out)
+
+    def _forward(self, x: Tensor, out: Optional[Tensor]) -> Tensor:
         weight, bias, folded = self.conv_params(like=x)
         conv_out = out if out is not None and (folded or not self.with_norm) else None
         y = conv_forward(self.conv, x, weight, bias, out=conv_out, fast=self.fast_eval)
