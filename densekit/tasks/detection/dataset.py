@@ -7,6 +7,8 @@ image and the annotation id.
 """
 from __future__ import annotations
 
+from typing import List, Sequence, Tuple
+
 from mmdet.datasets import CocoDataset as MMDetCocoDataset
 
 from densekit.registry import DATASETS
@@ -14,27 +16,52 @@ from densekit.tasks.detection.synthetic import DET_CLASSES
 from densekit.tasks.segmentation.synthetic import PALETTE
 
 
+def annotation_problems(img_info: dict, ann: dict, cat_ids: Sequence[int],
+                        classes: Sequence[str]) -> List[Tuple[str, str]]:
+    """Every problem of one COCO annotation as ``(code, message)`` (empty when it is valid).
+
+    Codes: ``BOX_INVALID`` (not 4 numbers, or a non-positive size), ``BOX_OUTSIDE_IMAGE`` and
+    ``CATEGORY_UNKNOWN``.
+
+    Checks the box shape ``[x, y, w, h]``, a positive size, that it lies inside the
+    ``width`` x ``height`` of ``img_info``, and that ``category_id`` is one of ``cat_ids`` (the
+    categories of ``classes``). :class:`CheckedCocoDataset` raises on the first problem;
+    ``densekit check-data`` reports them all.
+    """
+    problems = []
+    bbox = ann.get('bbox')
+    if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4):
+        problems.append(('BOX_INVALID', f'bbox must be [x, y, w, h], got {bbox!r}'))
+    else:
+        try:
+            x, y, w, h = (float(v) for v in bbox)
+        except (TypeError, ValueError):
+            problems.append(('BOX_INVALID', f'bbox must hold 4 numbers, got {bbox!r}'))
+        else:
+            width, height = img_info.get('width'), img_info.get('height')
+            if w <= 0 or h <= 0:
+                problems.append(('BOX_INVALID', f'bbox {bbox} has a non-positive width or height'))
+            elif (isinstance(width, (int, float)) and isinstance(height, (int, float))
+                  and (x < 0 or y < 0 or x + w > width + 1e-3 or y + h > height + 1e-3)):
+                problems.append(('BOX_OUTSIDE_IMAGE', f'bbox {bbox} (x, y, w, h) lies outside '
+                                 f'the {width}x{height} image'))
+    if ann.get('category_id') not in cat_ids:
+        problems.append(('CATEGORY_UNKNOWN',
+                         f"category_id {ann.get('category_id')!r} is not one of the categories "
+                         f'of metainfo classes {tuple(classes)} (ids {sorted(cat_ids)})'))
+    return problems
+
+
 @DATASETS.register_module(name='CocoDataset')
 class CheckedCocoDataset(MMDetCocoDataset):
     """mmdet ``CocoDataset`` with annotation validation (``type='densekit.CocoDataset'``)."""
 
     def _check(self, img_info: dict, ann: dict) -> None:
-        where = (f"annotation id {ann.get('id')} of image {img_info.get('file_name')!r} in "
-                 f'{self.ann_file!r}')
-        bbox = ann.get('bbox')
-        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4):
-            raise ValueError(f'{where}: bbox must be [x, y, w, h], got {bbox!r}')
-        x, y, w, h = (float(v) for v in bbox)
-        width, height = img_info['width'], img_info['height']
-        if w <= 0 or h <= 0:
-            raise ValueError(f'{where}: bbox {bbox} has a non-positive width or height')
-        if x < 0 or y < 0 or x + w > width + 1e-3 or y + h > height + 1e-3:
-            raise ValueError(f'{where}: bbox {bbox} (x, y, w, h) lies outside the '
-                             f'{width}x{height} image')
-        if ann.get('category_id') not in self.cat_ids:
-            raise ValueError(f"{where}: category_id {ann.get('category_id')!r} is not one of the "
-                             f'categories of metainfo classes {tuple(self.metainfo["classes"])} '
-                             f'(ids {sorted(self.cat_ids)})')
+        problems = annotation_problems(img_info, ann, self.cat_ids, self.metainfo['classes'])
+        if problems:
+            where = (f"annotation id {ann.get('id')} of image {img_info.get('file_name')!r} in "
+                     f'{self.ann_file!r}')
+            raise ValueError(f'{where}: {problems[0][1]}')
 
     def parse_data_info(self, raw_data_info: dict) -> dict:  # noqa: D102
         for ann in raw_data_info['raw_ann_info']:
