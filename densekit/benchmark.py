@@ -20,6 +20,8 @@ SUITES: Dict[str, Callable[..., List[Row]]] = {}
 # Modules that define suites with @suite(...); imported on first use of the CLI.
 SUITE_MODULES: List[str] = [
     'densekit.necks.bench',
+    'densekit.necks.bf16_bench',
+    'densekit.model_bench',
     'densekit.backbones.piip_bench',
     'densekit.backbones.bench',
     'densekit.augment_bench',
