@@ -79,6 +79,19 @@ def _orientation(path: str) -> int:
         return 1  # a format Pillow cannot open but OpenCV decoded: no EXIF
 
 
+_PNG_END = b'\x00\x00\x00\x00IEND\xaeB`\x82'
+
+
+def _undecodable(path: str) -> str:
+    """Why OpenCV could not decode ``path``: a PNG cut before ``IEND`` is called truncated."""
+    if osp.splitext(path)[1].lower() == '.png':
+        with open(path, 'rb') as handle:
+            handle.seek(max(0, osp.getsize(path) - len(_PNG_END)))
+            if handle.read() != _PNG_END:
+                return 'truncated or corrupt image (the PNG ends before its IEND chunk)'
+    return 'unreadable or corrupt image'
+
+
 def read_image(path: str) -> LoadedImage:
     """Decode ``path`` (orientation applied).
 
@@ -97,7 +110,7 @@ def read_image(path: str) -> LoadedImage:
     orientation = _orientation(path)
     data = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if data is None:
-        raise UnreadableInput('unreadable or corrupt image')
+        raise UnreadableInput(_undecodable(path))
     if data.dtype not in (np.uint8, np.uint16):
         raise UnreadableInput(f'unsupported pixel type {data.dtype} (8- or 16-bit images only)')
     data = apply_orientation(data, orientation)
@@ -243,7 +256,7 @@ class PNGStreamWriter:
             lines[:, 0] = 1  # filter type Sub: each byte minus the byte one pixel to the left
             lines[:, 1:] = raw
             lines[:, 1 + self._bpp:] -= raw[:, :-self._bpp]  # uint8 arithmetic wraps mod 256
-            data = self._deflate.compress(lines.tobytes())
+            data = self._deflate.compress(lines)  # any contiguous buffer: no bytes copy
             if data:
                 self._chunk(b'IDAT', data)
         self.rows_written += rows.shape[0]
