@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os.path as osp
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -130,7 +130,7 @@ class PendingRestoration:
                               int(getattr(self.model, 'size_divisor', 1)))
 
     @property
-    def shape(self) -> tuple:
+    def shape(self) -> Tuple[int, int]:
         """Output ``(sH, sW)``."""
         scale = int(self.model.scale)
         return self.image.rgb.shape[0] * scale, self.image.rgb.shape[1] * scale
