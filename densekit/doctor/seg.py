@@ -80,6 +80,7 @@ def check_segmentation(dataset: Any, dataset_cfg: dict, report: Report, *, worke
     reduce = bool(dataset.reduce_zero_label)
     label_map = dataset.label_map or None
     palette = [tuple(int(c) for c in colour) for colour in dataset.metainfo.get('palette') or ()]
+    lookup = {colour: i for i, colour in enumerate(palette)}
     ann_dir = dataset.data_prefix.get('seg_map_path') or ''
     where = report.rel(ann_dir) or report.rel(dataset.data_root or '')
 
@@ -150,6 +151,9 @@ def check_segmentation(dataset: Any, dataset_cfg: dict, report: Report, *, worke
             rgb_masks.append(seg_path)
             for r, g, b, count in label['colours']:
                 colour_totals[(r, g, b)] += count
+                if (r, g, b) in lookup:  # counted as the class its palette colour stands for
+                    pixels[lookup[(r, g, b)]] += count
+                    images[lookup[(r, g, b)]] += 1
             shown = ', '.join(f'({r},{g},{b})' for r, g, b, _ in label['colours'][:6])
             more = label['num_colours'] - min(6, label['num_colours'])
             in_palette = sum((r, g, b) in palette for r, g, b, _ in label['colours'])
@@ -202,7 +206,7 @@ def check_segmentation(dataset: Any, dataset_cfg: dict, report: Report, *, worke
                      '255).astype(np.uint8)).save(out)')
     _zero_label_hints(report, where, classes, reduce, raw_values, out_of_range,
                       files_with_zero, readable_labels)
-    if readable_labels and not rgb_masks:
+    if readable_labels:
         for index, name in enumerate(classes):
             if not pixels[index]:
                 report.warning('CLASS_ABSENT', where,
@@ -218,7 +222,6 @@ def check_segmentation(dataset: Any, dataset_cfg: dict, report: Report, *, worke
                         reduce_zero_label=reduce,
                         raw_label_values={str(k): v for k, v in sorted(raw_values.items())})
     if rgb_masks:
-        lookup = {colour: i for i, colour in enumerate(palette)}
         report.table('colours of RGB masks', ['colour (r,g,b)', 'pixels', 'palette class'],
                      [[f'({r},{g},{b})', count, lookup.get((r, g, b), '-')]
                       for (r, g, b), count in colour_totals.most_common(32)])
