@@ -144,7 +144,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--work-dir', default='work_dirs/demo')
     p.add_argument('--data-root', default='data', help='where built-in data is generated')
     _add_check_data_parser(sub)
+    _add_tool_parsers(sub)
     return parser
+
+
+def _add_tool_parsers(sub: Any) -> None:
+    """The everyday tools (densekit.analysis): env, flops, plot-log, analyze, browse."""
+    p = sub.add_parser('env', help='versions, devices, CPU ISA, threads and fast paths '
+                                   '(paste it into bug reports)',
+                       description='Print the environment: Python and library versions, mmcv '
+                                   'ops, CUDA/cuDNN and GPUs, CPU model and ISA, thread '
+                                   "counts and densekit's fast-path state.")
+    p.add_argument('--json', action='store_true', help='print JSON instead of a table')
+
+    p = sub.add_parser('flops', help="parameters and FLOPs per module of a config's model",
+                       description='Count parameters and FLOPs (multiply-adds, mmengine '
+                                   'FlopAnalyzer) per module on one input of --shape.')
+    p.add_argument('config', help='config file path')
+    p.add_argument('--shape', type=int, nargs='+', metavar='N',
+                   help='input size: H W for images, D H W for volumes (default: the '
+                        "config's crop / patch size)")
+    p.add_argument('--depth', type=int, default=2,
+                   help='depth of the module tree to list (default 2)')
+    p.add_argument('--json', metavar='FILE', help='also write the report as JSON')
 
 
 def _add_check_data_parser(sub: Any) -> None:
@@ -224,6 +246,28 @@ def _run(args: argparse.Namespace) -> int:
         run_demo(args.task, work_dir=args.work_dir, data_root=args.data_root)
     elif args.command == 'check-data':
         return _run_check_data(args)
+    else:
+        return _run_tool(args)
+    return 0
+
+
+def _run_tool(args: argparse.Namespace) -> int:
+    """The commands of densekit.analysis (imported here, not at parser time)."""
+    import json
+
+    if args.command == 'env':
+        from densekit.analysis.env import collect_env, format_env
+        env = collect_env()
+        print(json.dumps(env, indent=2) if args.json else format_env(env))
+    elif args.command == 'flops':
+        from densekit.analysis.flops import count_flops, format_report
+        report = count_flops(args.config, args.shape, max_depth=args.depth)
+        print(format_report(report))
+        if args.json:
+            from densekit.fileio import atomic_write_text
+            atomic_write_text(json.dumps(report.as_dict(), indent=2), args.json)
+    else:
+        raise ValueError(f'unknown command {args.command!r}')
     return 0
 
 
