@@ -154,7 +154,9 @@ def check_medical(dataset: Any, report: Report, *, workers: int, progress: bool,
         else:
             _check_label(report, label_path, label, ref, classes, voxels, in_cases)
             if label['values']:
-                values_text = ','.join(str(v) for v in sorted(label['values']))
+                values = sorted(label['values'])
+                values_text = ','.join(str(v) for v in values[:8]) + (
+                    f',... ({len(values)} values)' if len(values) > 8 else '')
         if ref is not None:
             img = ref[1]
             rows.append([cid, count, 'x'.join(str(n) for n in img['shape'][:3]),
@@ -182,9 +184,8 @@ def _check_label(report: Report, path: str, label: Dict[str, Any], ref: Optional
     name = report.rel(path)
     shape = label['shape']
     grid = shape[:3]
-    if len(shape) == 4 and shape[3] == 1:
-        pass
-    elif len(shape) != 3:
+    on_grid = len(shape) == 3 or (len(shape) == 4 and shape[3] == 1)
+    if not on_grid:
         report.error('LABEL_NOT_3D', name,
                      f'label map has shape {shape} ({len(shape)}D); it must be 3D (X, Y, Z) with '
                      'one class index per voxel: give the segmentation, not an image or a time '
@@ -192,6 +193,7 @@ def _check_label(report: Report, path: str, label: Dict[str, Any], ref: Optional
     if ref is not None:
         ref_path, img = ref
         if grid != img['shape'][:3]:
+            on_grid = False
             report.error('LABEL_SHAPE_MISMATCH', name,
                          f'label grid {grid} differs from image {report.rel(ref_path)} '
                          f"{img['shape'][:3]}; the label must be on the image grid")
@@ -214,10 +216,13 @@ def _check_label(report: Report, path: str, label: Dict[str, Any], ref: Optional
     if unknown:
         listing = ', '.join(f'{v} ({c} voxels)' for v, c in sorted(unknown.items())[:8])
         more = len(unknown) - 8
+        image_like = ' (an image given as label?)' if len(values) > 4 * len(classes) + 8 else ''
         report.error('LABEL_VALUE_UNKNOWN', name,
                      f"values {listing}{f' and {more} more' if more > 0 else ''} are not labels "
-                     f'of dataset.json ({dict(enumerate(classes))}); remap them or add them to '
-                     '"labels"')
+                     f'of dataset.json ({dict(enumerate(classes))}){image_like}; remap them or '
+                     'add them to "labels"')
+    if not on_grid:
+        return  # not counted in the class frequency
     for value, count in values.items():
         if 0 <= value < len(classes):
             voxels[value] += count
