@@ -4,7 +4,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.densekit-installed
 TASK    ?= all
 
-.PHONY: demo test test-all lint bench clean-venv
+.PHONY: demo test test-avx2 test-all lint bench clean-venv
 
 $(STAMP): pyproject.toml tools/setup_env.sh
 	VENV=$(VENV) bash tools/setup_env.sh
@@ -16,6 +16,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q
+
+# The numeric tests once more on the AVX2 kernels of oneDNN and ATen: tolerances must hold for
+# every kernel family, not only for the CPU the suite was written on.
+NUMERIC_TESTS := tests/test_necks_layers.py tests/test_necks_aspp.py tests/test_necks_jpu.py \
+	tests/test_necks_fpn.py tests/test_necks_3d.py tests/test_seg_heads.py tests/test_accel.py \
+	tests/test_registry_walk.py tests/test_medical3d_sliding.py
+
+test-avx2: $(STAMP)
+	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 $(PY) -m pytest -q $(NUMERIC_TESTS)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"

@@ -1,5 +1,7 @@
 """densekit.layers: spec normalisation, factory, ConvNormAct vs mmcv ConvModule, BN folding and
 padding-tap skipping (numbers compared against the reference ops)."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -218,10 +220,15 @@ def test_polyphase_depthwise_matches_dilated_conv(spatial, dilation):
     assert ours.shape == ref.shape
     assert_close_to_reference(ours, ref, ref64, what='forward')
     grad = torch.randn_like(ref)
-    assert_close_to_reference(torch.autograd.grad(ours, (x, w, b), grad),
-                              torch.autograd.grad(ref, (x, w, b), grad),
-                              torch.autograd.grad(ref64, (x64, w64, b64), grad.double()),
-                              what='grad (x, w, b)')
+    got = torch.autograd.grad(ours, (x, w, b), grad)
+    want = torch.autograd.grad(ref, (x, w, b), grad)
+    want64 = torch.autograd.grad(ref64, (x64, w64, b64), grad.double())
+    assert_close_to_reference(got[0], want[0], want64[0], what='grad x')
+    # weight / bias gradients each sum N * H * W products; oneDNN's AVX2 depthwise
+    # backward-weights kernel sums them in a less lucky order than its dilated one (measured
+    # 2.2e-3 vs 8e-5 on values of 400 at 97x131): bound by the reduction length instead
+    assert_close_to_reference(got[1:], want[1:], want64[1:], terms=x.shape[0] * math.prod(spatial),
+                              what='grad (w, b)')
 
 
 @pytest.mark.parametrize('dilation', [1, 3, 8])

@@ -3,6 +3,7 @@ tolerances justified by a float64 reference."""
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Any, Iterator, Optional, Sequence, Union
 
 import torch
@@ -45,12 +46,14 @@ def assert_close_to_reference(actual: Union[Tensor, Sequence[Tensor]],
                               plain: Union[Tensor, Sequence[Tensor]],
                               reference: Union[Tensor, Sequence[Tensor]], *,
                               factor: float = REFERENCE_FACTOR, ulps: float = REFERENCE_ULPS,
-                              scale: Optional[float] = None, what: str = 'result') -> None:
+                              scale: Optional[float] = None, terms: Optional[int] = None,
+                              what: str = 'result') -> None:
     """Check densekit's result against a float64 reference, with torch's own error as the scale.
 
     ``max|actual - reference| <= factor * max|plain - reference| + ulps * eps * max|reference|``
-    per tensor, where ``plain`` is the same quantity from the plain PyTorch op (the peer) in the
-    same dtype and ``eps`` is that dtype's machine epsilon. This holds on every CPU: whatever
+    per tensor (with ``terms`` the floor is ``max(ulps, sqrt(terms)) * eps * max|reference|``),
+    where ``plain`` is the same quantity from the plain PyTorch op (the peer) in the same dtype
+    and ``eps`` is that dtype's machine epsilon. This holds on every CPU: whatever
     kernels (AVX2, AVX-512, oneDNN or ATen) the machine picks, both results are measured by the
     same yardstick, so no absolute tolerance tuned on one CPU is needed.
 
@@ -63,6 +66,10 @@ def assert_close_to_reference(actual: Union[Tensor, Sequence[Tensor]],
         scale: The magnitude the floor is measured in instead (e.g. the largest of a set of
             gradients, for a gradient that is zero in exact arithmetic, such as the bias of a
             conv followed by a training BatchNorm).
+        terms: Length of the reduction behind each value (e.g. ``N * H * W`` for a conv weight
+            gradient). Rounding errors of an ``n``-term float sum grow like ``sqrt(n) * eps``
+            (random-walk bound), whatever order a kernel sums in: the floor then covers any
+            summation order, including one less lucky than torch's on this CPU.
         what: Name used in the failure message.
 
     Raises:
@@ -82,11 +89,12 @@ def assert_close_to_reference(actual: Union[Tensor, Sequence[Tensor]],
         base = (p.detach().double() - r).abs().max().item() if r.numel() else 0.0
         size = scale if scale is not None else (r.abs().max().item() if r.numel() else 0.0)
         eps = torch.finfo(a.dtype).eps if a.is_floating_point() else 0.0
-        bound = factor * base + ulps * eps * size
+        floor = max(ulps, math.sqrt(terms)) if terms else ulps
+        bound = factor * base + floor * eps * size
         if not err <= bound:  # also catches NaN
             raise AssertionError(
                 f'{what}[{i}]: densekit is off the float64 reference by {err:.3g}, the plain '
-                f'op by {base:.3g}; allowed {factor:g} x {base:.3g} + {ulps:g} ulps of '
+                f'op by {base:.3g}; allowed {factor:g} x {base:.3g} + {floor:.3g} ulps of '
                 f'{size:.3g} = {bound:.3g}')
 
 
