@@ -121,6 +121,8 @@ def check_detection(dataset: Any, dataset_cfg: dict, report: Report, *, workers:
             continue
         problems = annotation_problems(info, ann, cat_ids, classes)
         for code, message in problems:
+            if code == 'CATEGORY_UNKNOWN' and ann.get('category_id') in cat_by_id:
+                continue  # a category of the file left out of classes: reported once above
             report.error(code, where, f"annotation id {aid} of image "
                          f"{info.get('file_name')!r}: {message}; fix or remove it")
         if problems or ann.get('iscrowd', 0):

@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import os
 import os.path as osp
+import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -64,6 +65,12 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[
     return lines
 
 
+def _natural(text: str) -> tuple:
+    """Sort key that orders numbers by value: 'id 2' before 'id 10'."""
+    return tuple((0, int(part), '') if part.isdigit() else (1, 0, part)
+                 for part in re.split(r'(\d+)', text))
+
+
 @dataclass
 class Report:
     """The outcome of ``densekit check-data``: findings, statistics and tables."""
@@ -108,8 +115,8 @@ class Report:
 
     def sort(self) -> None:
         """Errors first, then by code, file and message (a stable, readable order)."""
-        self.findings.sort(key=lambda f: (SEVERITIES.index(f.severity), f.code, f.file,
-                                          f.message))
+        self.findings.sort(key=lambda f: (SEVERITIES.index(f.severity), f.code,
+                                          _natural(f.file), _natural(f.message)))
 
     @property
     def num_errors(self) -> int:
