@@ -136,7 +136,8 @@ def train(config: ConfigLike, *, work_dir: Optional[str] = None,
         work_dir: Where logs and checkpoints go.
         resume: ``True`` resumes from the latest checkpoint in the work dir (if any); a path
             resumes from that checkpoint; ``None``/``False`` starts fresh.
-        amp: Use automatic mixed precision (``AmpOptimWrapper``).
+        amp: Mixed precision: mmengine's ``AmpOptimWrapper`` on a GPU, bfloat16 autocast
+            (``densekit.CPUAmpOptimWrapper``) on the CPU.
         cfg_options: Overrides merged into the config (``key.sub=value`` style keys).
         launcher: ``'none'``, ``'pytorch'`` (torchrun) or ``'slurm'``.
         seed: Overrides ``randomness.seed``.
