@@ -50,7 +50,8 @@ class ResBlock(nn.Module):
         in_channels: Input channels.
         out_channels: Output channels.
         stride: Stride of the first conv and of the shortcut (int or per axis).
-        kernel_size: Kernel of both convs (3 in STU-Net).
+        kernel_size: Kernel of both convs (3 in STU-Net; odd, int or per axis, e.g.
+            ``(1, 3, 3)`` for thick slices).
         norm_cfg: Norm spec (default ``dict(type='IN', affine=True)``).
         act_cfg: Activation spec (default LeakyReLU 0.01).
 
@@ -61,11 +62,15 @@ class ResBlock(nn.Module):
     """
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int,
-                 stride: Union[int, Sequence[int]] = 1, kernel_size: int = 3,
+                 stride: Union[int, Sequence[int]] = 1,
+                 kernel_size: Union[int, Sequence[int]] = 3,
                  norm_cfg: Any = DEFAULT_NORM, act_cfg: Any = DEFAULT_ACT) -> None:
         super().__init__()
         stride = as_tuple(stride, spatial_dims, 'stride', minimum=1)
-        pad = kernel_size // 2
+        kernel_size = as_tuple(kernel_size, spatial_dims, 'kernel_size', minimum=1)
+        if any(k % 2 == 0 for k in kernel_size):
+            raise ValueError(f'kernel_size must be odd on every axis, got {kernel_size}')
+        pad = tuple(k // 2 for k in kernel_size)
         self.conv1 = ConvNormAct(spatial_dims, in_channels, out_channels, kernel_size,
                                  stride=stride, padding=pad, norm_cfg=norm_cfg, act_cfg=act_cfg)
         self.conv2 = ConvNormAct(spatial_dims, out_channels, out_channels, kernel_size,

@@ -51,6 +51,18 @@ def _positive_ints(values: Any, argname: str) -> Tuple[int, ...]:
     return tuple(values)
 
 
+def _per_stage(values: Any, count: int, spatial_dims: int, argname: str
+               ) -> List[Tuple[int, ...]]:
+    """One per-axis tuple per stage: an int or a sequence of ints applies to every stage; a
+    sequence holding sequences gives one entry (int or per-axis) per stage."""
+    if isinstance(values, (list, tuple)) and any(isinstance(v, (list, tuple)) for v in values):
+        items = list(values)
+        if len(items) != count:
+            raise ValueError(f'{argname} needs {count} entries (one per stage), got {values!r}')
+        return [as_tuple(v, spatial_dims, f'{argname} item', minimum=1) for v in items]
+    return [as_tuple(values, spatial_dims, argname, minimum=1)] * count
+
+
 def _run_blocks(blocks: nn.Sequential, x: Tensor, with_cp: bool) -> Tensor:
     for block in blocks:
         # blocks that store no activations themselves (reversible ones) gain nothing from it
@@ -73,6 +85,8 @@ class ResUNetEncoder(BaseModule):
         depths: Residual blocks per stage (overrides the preset).
         strides: Downsampling of stages 1.. (int or per-axis tuple each; default 2); e.g.
             ``[(1, 2, 2), 2, 2]`` for a thick-slice first level.
+        kernel_sizes: Conv kernel of each stage (int or per-axis tuple each; default 3), e.g.
+            ``[(1, 3, 3), (1, 3, 3), 3, 3]`` for thick slices (what ``densekit plan`` writes).
         spatial_dims: 3 (NCDHW) or 2 (NCHW).
         norm_cfg: Norm spec (default instance norm with affine).
         act_cfg: Activation spec (default LeakyReLU 0.01).
@@ -94,7 +108,7 @@ class ResUNetEncoder(BaseModule):
                  num_stages: Optional[int] = None, widths: Optional[Sequence[int]] = None,
                  depths: Optional[Sequence[int]] = None, strides: Any = 2,
                  spatial_dims: int = 3, norm_cfg: Any = DEFAULT_NORM, act_cfg: Any = DEFAULT_ACT,
-                 with_cp: bool = False, init_cfg: Any = None) -> None:
+                 with_cp: bool = False, init_cfg: Any = None, kernel_sizes: Any = 3) -> None:
         super().__init__(init_cfg=init_cfg)
         self.spatial_dims = check_spatial_dims(spatial_dims)
         if arch not in ARCH_SETTINGS:
@@ -119,11 +133,13 @@ class ResUNetEncoder(BaseModule):
                              f'{strides!r}')
         self.strides = [as_tuple(1, spatial_dims, 'strides')] + [
             as_tuple(s, spatial_dims, 'strides item', minimum=1) for s in stride_list]
+        self.kernel_sizes = _per_stage(kernel_sizes, n, spatial_dims, 'kernel_sizes')
         self.widths, self.depths, self.with_cp = widths, depths, with_cp
         self.in_channels = in_channels
         self.stages = nn.ModuleList()
         prev = in_channels
-        for width, depth, stride in zip(widths, depths, self.strides):
+        for width, depth, stride, kernel in zip(widths, depths, self.strides, self.kernel_sizes):
+            self._kernel = kernel  # read by _make_stage (subclasses keep its signature)
             self.stages.append(self._make_stage(prev, width, depth, stride, norm_cfg, act_cfg))
             prev = width
 
@@ -131,10 +147,11 @@ class ResUNetEncoder(BaseModule):
                     norm_cfg: Any, act_cfg: Any) -> nn.Sequential:
         """One stage: ``depth`` residual blocks, the first with ``stride`` (subclasses build
         other stages from the same arguments)."""
+        kernel = getattr(self, '_kernel', 3)
         blocks = [ResBlock(self.spatial_dims, in_channels, width, stride=stride,
-                           norm_cfg=norm_cfg, act_cfg=act_cfg)]
-        blocks += [ResBlock(self.spatial_dims, width, width, norm_cfg=norm_cfg, act_cfg=act_cfg)
-                   for _ in range(depth - 1)]
+                           kernel_size=kernel, norm_cfg=norm_cfg, act_cfg=act_cfg)]
+        blocks += [ResBlock(self.spatial_dims, width, width, kernel_size=kernel,
+                            norm_cfg=norm_cfg, act_cfg=act_cfg) for _ in range(depth - 1)]
         return nn.Sequential(*blocks)
 
     @property
@@ -176,6 +193,9 @@ class UNetDecoderHead(BaseModule):
         deep_supervision: Return the logits of every decoder level while training.
         with_cp: Activation checkpointing of every block while training.
         init_cfg: mmengine init config.
+        kernel_sizes: Conv kernel of each decoder level, finest first (int or per-axis tuple
+            each; default 3); the encoder's kernels of the same levels, as ``densekit plan``
+            writes them.
 
     Example:
         >>> head = UNetDecoderHead([8, 16, 32], num_classes=3)
@@ -189,7 +209,7 @@ class UNetDecoderHead(BaseModule):
                  depths: Optional[Sequence[int]] = None, spatial_dims: int = 3,
                  norm_cfg: Any = DEFAULT_NORM, act_cfg: Any = DEFAULT_ACT,
                  deep_supervision: bool = True, with_cp: bool = False,
-                 init_cfg: Any = None) -> None:
+                 init_cfg: Any = None, kernel_sizes: Any = 3) -> None:
         super().__init__(init_cfg=init_cfg)
         self.spatial_dims = check_spatial_dims(spatial_dims)
         in_channels = _positive_ints(list(in_channels), 'in_channels')
@@ -205,15 +225,18 @@ class UNetDecoderHead(BaseModule):
                              f'{depths!r}')
         self.in_channels, self.num_classes = in_channels, num_classes
         self.deep_supervision, self.with_cp = deep_supervision, with_cp
+        kernels = _per_stage(kernel_sizes, levels, spatial_dims, 'kernel_sizes')
         factory = LayerFactory(spatial_dims)
         self.ups, self.blocks, self.seg_heads = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for level in range(levels):  # finest first
             # the coarse input is the level below's decoder output (or the bottom feature)
             skip, coarse = in_channels[level], in_channels[level + 1]
             self.ups.append(UpConcat(spatial_dims, coarse, skip))
-            blocks = [ResBlock(spatial_dims, 2 * skip, skip, norm_cfg=norm_cfg, act_cfg=act_cfg)]
-            blocks += [ResBlock(spatial_dims, skip, skip, norm_cfg=norm_cfg, act_cfg=act_cfg)
-                       for _ in range(depths[level] - 1)]
+            k = kernels[level]
+            blocks = [ResBlock(spatial_dims, 2 * skip, skip, kernel_size=k, norm_cfg=norm_cfg,
+                               act_cfg=act_cfg)]
+            blocks += [ResBlock(spatial_dims, skip, skip, kernel_size=k, norm_cfg=norm_cfg,
+                                act_cfg=act_cfg) for _ in range(depths[level] - 1)]
             self.blocks.append(nn.Sequential(*blocks))
             self.seg_heads.append(factory.conv(skip, num_classes, 1))
 
