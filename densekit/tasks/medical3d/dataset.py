@@ -9,9 +9,9 @@ Reads ``dataset.json`` from ``data_root``:
   that does not exist is resolved to nnU-Net channel files ``x_0000.nii.gz``, ... - or, without
   a list, from the files in ``imagesTr``.
 
-Splits: ``split='train'`` / ``'val'`` come from ``splits_final.json`` (nnU-Net's format, fold
-``fold``) when present, else every ``round(1 / val_fraction)``-th case (sorted by id) is
-validation; ``'all'`` takes every case.
+Splits: ``split='train'`` / ``'val'`` come from ``splits_file`` (default
+``data_root/splits_final.json``; nnU-Net's format, fold ``fold``) when present, else every
+``round(1 / val_fraction)``-th case (sorted by id) is validation; ``'all'`` takes every case.
 
 Each case is read (:func:`~.nifti.read_case`), preprocessed (:class:`~.preprocess.Preprocessor`:
 canonical orientation, normalisation, resampling to ``target_spacing``) once and cached in
@@ -116,6 +116,10 @@ class MedicalVolumeDataset(BaseDataset):
         fold: Fold of ``splits_final.json``.
         val_fraction: Validation share when there is no ``splits_final.json``.
         target_spacing: ``(z, y, x)`` mm to resample to (None keeps each case's grid).
+        splits_file: Folds in nnU-Net's ``splits_final.json`` format (e.g. the
+            ``splits.json`` of ``densekit plan``); default ``data_root/splits_final.json``.
+        intensity_stats: Per-channel dataset statistics for CT normalisation
+            (:class:`~.preprocess.Preprocessor`).
         pipeline: Transforms run on every access.
         cache: Keep preprocessed cases in memory.
         test_mode: mmengine flag (no refetching of failed samples).
@@ -125,13 +129,15 @@ class MedicalVolumeDataset(BaseDataset):
     def __init__(self, data_root: str, split: str = 'train', fold: int = 0,
                  val_fraction: float = 0.2, target_spacing: Optional[Sequence[float]] = None,
                  pipeline: Sequence[Any] = (), cache: bool = True, test_mode: bool = False,
-                 lazy_init: bool = False) -> None:
+                 lazy_init: bool = False, splits_file: Optional[str] = None,
+                 intensity_stats: Optional[Sequence[Optional[dict]]] = None) -> None:
         if split not in ('train', 'val', 'all'):
             raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
         if not 0 < val_fraction < 1:
             raise ValueError(f'val_fraction must be in (0, 1), got {val_fraction!r}')
         self.split, self.fold, self.val_fraction = split, fold, val_fraction
         self.target_spacing = target_spacing
+        self.splits_file, self.intensity_stats = splits_file, intensity_stats
         self.cache = cache
         self._cache: Dict[str, dict] = {}
         self._preprocessor: Optional[Preprocessor] = None
@@ -143,11 +149,14 @@ class MedicalVolumeDataset(BaseDataset):
         self._metainfo.update(classes=tuple(info['classes']),
                               channel_names=tuple(info['channel_names']),
                               target_spacing=self.target_spacing)
-        self._preprocessor = Preprocessor(info['channel_names'], self.target_spacing)
+        self._preprocessor = Preprocessor(info['channel_names'], self.target_spacing,
+                                          intensity_stats=self.intensity_stats)
         cases = sorted(info['cases'], key=lambda c: c['case_id'])
         if self.split == 'all':
             return cases
-        splits_path = osp.join(self.data_root, 'splits_final.json')
+        splits_path = self.splits_file or osp.join(self.data_root, 'splits_final.json')
+        if self.splits_file and not osp.isfile(splits_path):
+            raise FileNotFoundError(f'splits_file {splits_path!r} does not exist')
         if osp.isfile(splits_path):
             with open(splits_path) as f:
                 splits = json.load(f)

@@ -8,7 +8,10 @@ back:
    ``(z, y, x)`` so that ``D`` is the axial (slice) axis of NCDHW;
 2. per-channel normalisation, on the original grid:
 
-   * ``'ct'``: clip to the image's 0.5 / 99.5 percentiles, then z-score;
+   * ``'ct'``: clip to the image's 0.5 / 99.5 percentiles, then z-score; with dataset
+     statistics (``intensity_stats``, what ``densekit plan`` writes from the foreground of
+     every training case) nnU-Net's global scheme instead: clip to the dataset's foreground
+     0.5 / 99.5 percentiles, subtract the foreground mean, divide by its std;
    * ``'zscore'`` (MRI and anything else): z-score over the nonzero voxels when the image has
      zeros (e.g. skull-stripped MRI; voxels outside stay 0), else over all voxels;
    * ``'none'``;
@@ -47,9 +50,12 @@ def scheme_for_channel(name: str) -> str:
     return 'zscore'
 
 
-def normalize_channel(x: np.ndarray, scheme: str, percentiles: Tuple[float, float] = (0.5, 99.5)
-                      ) -> np.ndarray:
+def normalize_channel(x: np.ndarray, scheme: str, percentiles: Tuple[float, float] = (0.5, 99.5),
+                      stats: Optional[Mapping[str, float]] = None) -> np.ndarray:
     """Normalise one channel (any shape) with ``scheme`` (see the module docstring).
+
+    ``stats`` (for ``'ct'``): dataset foreground ``mean``, ``std``, ``percentile_00_5`` and
+    ``percentile_99_5``; the clip and z-score then use them instead of the image's own.
 
     Example:
         >>> out = normalize_channel(np.arange(10.0), 'zscore')
@@ -59,6 +65,12 @@ def normalize_channel(x: np.ndarray, scheme: str, percentiles: Tuple[float, floa
     x = np.asarray(x, dtype=np.float32)
     if scheme == 'none':
         return x
+    if scheme == 'ct' and stats is not None:
+        missing = {'mean', 'std', 'percentile_00_5', 'percentile_99_5'} - set(stats)
+        if missing:
+            raise ValueError(f'CT intensity stats need {sorted(missing)}, got {dict(stats)}')
+        x = np.clip(x, float(stats['percentile_00_5']), float(stats['percentile_99_5']))
+        return ((x - float(stats['mean'])) / max(float(stats['std']), 1e-8)).astype(np.float32)
     if scheme == 'ct':
         lo, hi = np.percentile(x, percentiles)
         x = np.clip(x, lo, hi)
@@ -129,6 +141,8 @@ class Preprocessor:
             names as in dataset.json (``{'0': 'CT'}`` / ``['T1', 'T2']``).
         target_spacing: ``(z, y, x)`` mm; None keeps each case's grid.
         percentiles: CT clipping percentiles.
+        intensity_stats: Per channel, dataset statistics for ``'ct'`` channels (see
+            :func:`normalize_channel`; None entries or None: per-image CT clipping).
 
     Example:
         >>> pre = Preprocessor(['MRI'], target_spacing=(2.0, 2.0, 2.0))
@@ -138,7 +152,9 @@ class Preprocessor:
 
     def __init__(self, schemes: Union[Sequence[str], Mapping[str, str]],
                  target_spacing: Optional[Sequence[float]] = None,
-                 percentiles: Tuple[float, float] = (0.5, 99.5)) -> None:
+                 percentiles: Tuple[float, float] = (0.5, 99.5),
+                 intensity_stats: Optional[Sequence[Optional[Mapping[str, float]]]] = None
+                 ) -> None:
         if isinstance(schemes, Mapping):
             schemes = [schemes[k] for k in sorted(schemes, key=int)]
         if isinstance(schemes, str) or not schemes:
@@ -152,6 +168,11 @@ class Preprocessor:
                                  f'{target_spacing!r}')
         self.target_spacing = target_spacing
         self.percentiles = percentiles
+        if intensity_stats is not None and len(intensity_stats) != len(self.schemes):
+            raise ValueError(f'intensity_stats needs one entry per channel '
+                             f'({len(self.schemes)}), got {len(intensity_stats)}')
+        self.intensity_stats = (tuple(intensity_stats) if intensity_stats is not None
+                                else (None,) * len(self.schemes))
 
     def __call__(self, case: Case) -> Tuple[np.ndarray, Optional[np.ndarray], PreprocessMeta]:
         """Preprocess a case.
@@ -168,8 +189,8 @@ class Preprocessor:
         image, ornt = to_canonical(case.image, case.affine)
         spacing_xyz = voxel_spacing(case.affine)[np.argsort(ornt[:, 0])]
         original_spacing = tuple(float(s) for s in spacing_xyz[::-1])
-        image = np.stack([normalize_channel(c, s, self.percentiles)
-                          for c, s in zip(image, self.schemes)])
+        image = np.stack([normalize_channel(c, s, self.percentiles, st) for c, s, st in
+                          zip(image, self.schemes, self.intensity_stats)])
         label = None if case.label is None else to_canonical(case.label, case.affine)[0]
         canonical_shape = tuple(image.shape[1:])
         new_shape = canonical_shape
