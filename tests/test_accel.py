@@ -478,3 +478,30 @@ def test_volumetric_path_declines_half_precision_and_autocast():
         ref = float64_copy(block)(x.double())
     assert torch.isfinite(y).all()
     assert float((y.double() - ref).norm() / ref.norm()) < 5e-2
+
+
+@pytest.mark.parametrize('fn', ['skip_padding', 'polyphase'])
+def test_fast_path_functions_differentiate_under_autocast(fn):
+    """Called directly under autocast, the custom autograd Functions save and differentiate
+    the cast tensors (they used to keep the fp32 inputs and fail in convolution_backward)."""
+    from densekit.layers import conv_polyphase, conv_skip_padding, zone_plan
+
+    torch.manual_seed(0)
+    groups = 1 if fn == 'skip_padding' else 8
+    x = torch.randn(2, 8, 20, 24, requires_grad=True)
+    w = torch.randn(8, 8 // groups, 3, 3, requires_grad=True)
+    b = torch.randn(8, requires_grad=True)
+    grads = []
+    for plain in (False, True):
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            if plain:
+                y = F.conv2d(x, w, b, 1, 6, 6, groups)
+            elif fn == 'skip_padding':
+                y = conv_skip_padding(x, w, b, zone_plan((20, 24), (3, 3), (6, 6), (6, 6)),
+                                      (6, 6), (6, 6))
+            else:
+                y = conv_polyphase(x, w, b, (6, 6), groups)
+        assert y.dtype == torch.bfloat16
+        grads.append(torch.autograd.grad(y.float().square().sum(), (x, w, b)))
+    for g, r in zip(*grads):
+        torch.testing.assert_close(g, r, rtol=3e-2, atol=3e-2 * float(r.abs().max()))

@@ -23,13 +23,29 @@ from torch.autograd.function import once_differentiable
 
 __all__ = ['space_to_batch', 'batch_to_space', 'cat_phases', 'conv_phases', 'conv_polyphase',
            'is_same_padded', 'channels_last', 'empty_channels_last', 'is_channels_last',
-           'CL_DEPTHWISE_MAX_DILATION']
+           'CL_DEPTHWISE_MAX_DILATION', 'under_autocast']
 
 # Largest dilation oneDNN's channels-last depthwise forward kernel handles at full speed
 # (measured with the torch 2.13 CPU build; larger ones fall back to a slow reference kernel).
 CL_DEPTHWISE_MAX_DILATION = 4
 _CONV_FNS = {2: F.conv2d, 3: F.conv3d}
 _FORMATS = {4: torch.channels_last, 5: torch.channels_last_3d}
+
+
+def under_autocast(x: Tensor, *tensors: Optional[Tensor]) -> Tuple[Optional[Tensor], ...]:
+    """``(x, *tensors)`` cast to the autocast dtype of ``x``'s device when autocast is on (as
+    autocast would cast a conv's inputs), else unchanged.
+
+    The custom autograd Functions of the fast paths call ``aten.convolution_backward`` on the
+    tensors they saved; casting first makes those tensors the ones the forward used, so a direct
+    call under ``torch.autocast`` differentiates correctly (the dispatcher itself sends autocast
+    calls to the plain ops).
+    """
+    device = x.device.type
+    if not torch.is_autocast_enabled(device):
+        return (x, *tensors)
+    dtype = torch.get_autocast_dtype(device)
+    return tuple(None if t is None else t.to(dtype) for t in (x, *tensors))
 
 
 def channels_last(x: Tensor) -> Tensor:
@@ -157,6 +173,10 @@ def conv_phases(x: Tensor, weight: Tensor, bias: Optional[Tensor], factors: Sequ
         ``(N * prod(factors), C_out, *ceil(spatial / factors))``, channels-last.
     """
     factors = tuple(int(f) for f in factors)
+    if torch.is_autocast_enabled(x.device.type):
+        x, weight, bias = under_autocast(x, weight, bias)
+        with torch.autocast(x.device.type, enabled=False):
+            return conv_phases(x, weight, bias, factors, groups)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                        for t in (x, weight, bias)):
         return _PhaseConv.apply(x, weight, bias, factors, groups)

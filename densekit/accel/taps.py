@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from densekit.accel.polyphase import under_autocast
+
 __all__ = ['axis_segments', 'valid_tap_fraction', 'zone_plan', 'conv_skip_padding',
            'SKIP_MIN_FRACTION', 'SKIP_MIN_MACS', 'ZONE_FORWARD_MAX_FRACTION']
 
@@ -209,6 +211,10 @@ def conv_skip_padding(x: Tensor, weight: Tensor, bias: Optional[Tensor],
     """
     dilation = tuple(int(d) for d in dilation)
     padding = tuple(int(p) for p in padding)
+    if torch.is_autocast_enabled(x.device.type):
+        x, weight, bias = under_autocast(x, weight, bias)
+        with torch.autocast(x.device.type, enabled=False):
+            return conv_skip_padding(x, weight, bias, zones, padding, dilation, groups, out)
     needs_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in (x, weight, bias))
     if needs_grad:
