@@ -7,9 +7,13 @@ labels and images agree exactly whatever the grid:
   label 1) with 1-3 spherical-ish **lesions** inside it (label 2);
 * two channels: ``T2`` (lesions bright) and ``T1`` (lesions dark), each blurred slightly,
   multiplied by a smooth **bias field** and given Gaussian **noise**;
-* anisotropic voxels (in-plane 1.4-1.8 mm, slices 2.2-3.0 mm) and a **non-identity affine**:
-  random axis flips / in-plane axis swap (e.g. LPS storage) and a small oblique rotation, with
-  a random origin.
+* anisotropic voxels (in-plane 1.4-1.8 mm, slices 2.2-3.0 mm by default; ``in_plane_mm`` /
+  ``slice_mm`` choose others, e.g. 0.8 x 0.8 x 3 mm for strongly anisotropic data) and a
+  **non-identity affine**: random axis flips / in-plane axis swap (e.g. LPS storage) and a
+  small oblique rotation, with a random origin;
+* ``modality='ct'``: one ``CT`` channel in Hounsfield-like units instead (air -1000, body 20,
+  organ 60, lesion 120 HU, blurred, 12 HU noise, no bias field), which ``densekit plan``
+  normalises with nnU-Net's global CT scheme.
 
 Layout (what :class:`~densekit.tasks.medical3d.dataset.MedicalVolumeDataset` and nnU-Net read)::
 
@@ -37,6 +41,9 @@ __all__ = ['generate_phantoms', 'make_phantom', 'PHANTOM_LABELS', 'PHANTOM_CHANN
 
 PHANTOM_LABELS = {'background': 0, 'organ': 1, 'lesion': 2}
 PHANTOM_CHANNELS = {'0': 'T2', '1': 'T1'}
+CT_CHANNELS = {'0': 'CT'}
+MODALITIES = ('mr', 'ct')
+_HU = np.array([-1000.0, 20.0, 60.0, 120.0], np.float32)  # air, body, organ, lesion
 GENERATOR_VERSION = 1
 # intensities (T2, T1) of air, body, organ, lesion
 _TISSUE = np.array([[0.0, 0.0], [0.30, 0.40], [0.55, 0.72], [0.98, 0.38]], np.float32)
@@ -67,14 +74,24 @@ def _affine(rng: np.random.Generator, spacing: np.ndarray, shape: Tuple[int, ...
     return out
 
 
-def make_phantom(rng: np.random.Generator, fov_mm: Tuple[float, float, float] = (120., 128., 128.)
+def make_phantom(rng: np.random.Generator, fov_mm: Tuple[float, float, float] = (120., 128., 128.),
+                 in_plane_mm: Tuple[float, float] = (1.4, 1.8),
+                 slice_mm: Tuple[float, float] = (2.2, 3.0), modality: str = 'mr'
                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One phantom: ``(image (2, X, Y, Z) float32, label (X, Y, Z) uint8, affine 4x4)``.
+    """One phantom: ``(image (C, X, Y, Z) float32, label (X, Y, Z) uint8, affine 4x4)``.
 
-    ``fov_mm`` is the field of view ``(z, y, x)`` in mm.
+    ``fov_mm`` is the field of view ``(z, y, x)`` in mm; the in-plane and slice spacings are
+    drawn uniformly from ``in_plane_mm`` / ``slice_mm`` (``(lo, hi)`` mm); ``modality`` is
+    ``'mr'`` (2 channels, T2 and T1) or ``'ct'`` (1 channel, HU).
     """
-    in_plane = rng.uniform(1.4, 1.8)
-    spacing = np.array([in_plane, in_plane, rng.uniform(2.2, 3.0)])
+    if modality not in MODALITIES:
+        raise ValueError(f'modality must be one of {MODALITIES}, got {modality!r}')
+    for name, (lo, hi) in (('in_plane_mm', in_plane_mm), ('slice_mm', slice_mm)):
+        if not 0 < lo <= hi:
+            raise ValueError(f'{name} must be (lo, hi) mm with 0 < lo <= hi, got '
+                             f'{(lo, hi)!r}')
+    in_plane = rng.uniform(*in_plane_mm)
+    spacing = np.array([in_plane, in_plane, rng.uniform(*slice_mm)])
     shape = tuple(int(round(f / s)) for f, s in zip(fov_mm[::-1], spacing))
     affine = _affine(rng, spacing, shape)
     idx = np.stack(np.meshgrid(*[np.arange(n, dtype=np.float32) for n in shape],
@@ -104,8 +121,12 @@ def make_phantom(rng: np.random.Generator, fov_mm: Tuple[float, float, float] = 
         label[lesion & organ] = 2
 
     tissue = np.where(label > 0, label + 1, body.astype(np.uint8))
-    image = _TISSUE[tissue].transpose(3, 0, 1, 2).copy()  # (2, X, Y, Z)
     coeffs = rng.normal(0, 0.15, 6)
+    if modality == 'ct':
+        image = gaussian_filter(_HU[tissue], sigma=0.6)[None]
+        image += rng.normal(0, 12.0, image.shape).astype(np.float32)
+        return image.astype(np.float32), label, affine
+    image = _TISSUE[tissue].transpose(3, 0, 1, 2).copy()  # (2, X, Y, Z)
     w = world / 60.0
     bias = np.exp(coeffs[0] * w[..., 0] + coeffs[1] * w[..., 1] + coeffs[2] * w[..., 2] +
                   coeffs[3] * w[..., 0] * w[..., 1] + coeffs[4] * w[..., 2] ** 2 +
@@ -131,7 +152,9 @@ def _write_case(root: Path, folder: str, name: str, image: np.ndarray, label: np
 
 def generate_phantoms(root: Union[str, Path], num_train: int = 24, num_val: int = 6,
                       num_test: int = 2, seed: int = 0,
-                      fov_mm: Tuple[float, float, float] = (120., 128., 128.)) -> Path:
+                      fov_mm: Tuple[float, float, float] = (120., 128., 128.),
+                      in_plane_mm: Tuple[float, float] = (1.4, 1.8),
+                      slice_mm: Tuple[float, float] = (2.2, 3.0), modality: str = 'mr') -> Path:
     """Write a phantom dataset (see the module docstring) and return its root.
 
     Generation is skipped when ``root/dataset.json`` records the same settings.
@@ -143,6 +166,9 @@ def generate_phantoms(root: Union[str, Path], num_train: int = 24, num_val: int 
         num_test: Held-out cases in ``imagesTs`` / ``labelsTs``.
         seed: Seed; case ``i`` uses ``numpy.random.default_rng([seed, i])``.
         fov_mm: Field of view ``(z, y, x)`` mm (80 x 80 x ~46 voxels by default).
+        in_plane_mm: ``(lo, hi)`` range of the in-plane spacing (mm).
+        slice_mm: ``(lo, hi)`` range of the slice spacing (mm).
+        modality: ``'mr'`` (T2 + T1) or ``'ct'`` (one CT channel, HU).
 
     Raises:
         ValueError: non-positive ``num_train`` or negative counts.
@@ -153,6 +179,9 @@ def generate_phantoms(root: Union[str, Path], num_train: int = 24, num_val: int 
     root = Path(root)
     settings = dict(version=GENERATOR_VERSION, num_train=num_train, num_val=num_val,
                     num_test=num_test, seed=seed, fov_mm=list(fov_mm))
+    if (tuple(in_plane_mm), tuple(slice_mm), modality) != ((1.4, 1.8), (2.2, 3.0), 'mr'):
+        settings.update(in_plane_mm=list(in_plane_mm), slice_mm=list(slice_mm),
+                        modality=modality)
     meta_path = root / 'dataset.json'
     if meta_path.is_file():
         try:
@@ -164,17 +193,19 @@ def generate_phantoms(root: Union[str, Path], num_train: int = 24, num_val: int 
     test: List[str] = []
     names = [f'phantom_{i:03d}' for i in range(num_train + num_val + num_test)]
     for i, name in enumerate(names):
-        image, label, affine = make_phantom(np.random.default_rng([seed, i]), fov_mm)
+        image, label, affine = make_phantom(np.random.default_rng([seed, i]), fov_mm,
+                                            in_plane_mm, slice_mm, modality)
         if i < num_train + num_val:
             training.append(_write_case(root, 'Tr', name, image, label, affine))
         else:
             test.append(_write_case(root, 'Ts', name, image, label, affine)['image'])
+    channels = CT_CHANNELS if modality == 'ct' else PHANTOM_CHANNELS
     splits = [{'train': names[:num_train], 'val': names[num_train:num_train + num_val]}]
     atomic_write_text(json.dumps(splits, indent=1), root / 'splits_final.json')
     dataset = {
         'name': 'densekit-phantoms', 'description': 'synthetic organ + lesion MR phantoms',
-        'tensorImageSize': '4D', 'channel_names': PHANTOM_CHANNELS,
-        'modality': PHANTOM_CHANNELS, 'labels': PHANTOM_LABELS,
+        'tensorImageSize': '4D', 'channel_names': channels,
+        'modality': channels, 'labels': PHANTOM_LABELS,
         'numTraining': len(training), 'numTest': len(test), 'file_ending': '.nii.gz',
         'training': training, 'test': test, 'densekit_generator': settings,
     }
