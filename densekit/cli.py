@@ -168,6 +168,30 @@ def _add_tool_parsers(sub: Any) -> None:
                    help='depth of the module tree to list (default 2)')
     p.add_argument('--json', metavar='FILE', help='also write the report as JSON')
 
+    p = sub.add_parser('plot-log', help="training curves from a work dir's scalars.json",
+                       description="Plot mmengine's vis_data/scalars.json (the newest run in "
+                                   'WORK_DIR, or a scalars.json given directly): one panel per '
+                                   'key, training and validation as separate series.')
+    p.add_argument('work_dir', metavar='WORK_DIR', help='work dir, run dir or scalars.json')
+    p.add_argument('--keys', nargs='+', metavar='KEY',
+                   help='keys to plot (default: loss and every validation metric)')
+    p.add_argument('--out', default='curves.png', help='output PNG (default curves.png)')
+    p.add_argument('--title', default='', help='figure title')
+
+    p = sub.add_parser('analyze', help='per-class / per-case / per-image analysis of a '
+                                       'checkpoint',
+                       description='seg: confusion matrix and per-class IoU/Acc; det: '
+                                   'per-class AP and precision-recall curves; medical: '
+                                   'per-case Dice/HD95 CSV; sr/derain: per-image PSNR/SSIM CSV '
+                                   'and zoomed crops. The checkpoint is loaded strictly.')
+    p.add_argument('config', help='config file path')
+    p.add_argument('checkpoint', help='checkpoint file')
+    p.add_argument('--out', default='analysis', help='output directory (default analysis/)')
+    p.add_argument('--split', choices=['test', 'val', 'train'], default='test',
+                   help="which dataloader of the config to run (default test)")
+    p.add_argument('--device', default=None, help='cpu or cuda (default: cuda if available)')
+    _add_cfg_options(p)
+
 
 def _add_check_data_parser(sub: Any) -> None:
     """``densekit check-data``: the dataset doctor (densekit.doctor)."""
@@ -266,6 +290,17 @@ def _run_tool(args: argparse.Namespace) -> int:
         if args.json:
             from densekit.fileio import atomic_write_text
             atomic_write_text(json.dumps(report.as_dict(), indent=2), args.json)
+    elif args.command == 'plot-log':
+        from densekit.analysis.curves import find_scalars, plot_curves, read_scalars
+        source = find_scalars(args.work_dir)
+        plot_curves(read_scalars(source), args.keys, args.out, title=args.title)
+        print(f'plot-log: curves of {source} written to {args.out}')
+    elif args.command == 'analyze':
+        from densekit.analysis.evaluate import analyze, format_summary
+        summary = analyze(args.config, args.checkpoint, args.out, split=args.split,
+                          device=args.device, cfg_options=args.cfg_options)
+        print(format_summary(summary))
+        print(f'analyze: files in {args.out}')
     else:
         raise ValueError(f'unknown command {args.command!r}')
     return 0

@@ -8,7 +8,7 @@ resnet50 = dict(type='mmdet.ResNet', depth=50, num_stages=4, out_indices=(0, 1, 
                 frozen_stages=1, norm_cfg=dict(type='BN', requires_grad=True), norm_eval=True,
                 style='pytorch',
                 init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50'))
-visualizer = dict(type='mmdet.DetLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')])
+visualizer = dict(type='mmdet.DetLocalVisualizer', vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
 model = dict(
     type='mmdet.FCOS',
     data_preprocessor=data_preprocessor,

@@ -8,7 +8,7 @@ data_preprocessor = dict(type='mmseg.SegDataPreProcessor', mean=[127.5, 127.5, 1
                          std=[64.0, 64.0, 64.0], bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
                          size=(128, 128))
 loss_decode = dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
-visualizer = dict(type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')], alpha=0.6)
+visualizer = dict(type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')], alpha=0.6)
 model = dict(
     type='mmseg.EncoderDecoder',
     data_preprocessor=data_preprocessor,

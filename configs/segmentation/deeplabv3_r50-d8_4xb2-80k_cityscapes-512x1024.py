@@ -14,7 +14,7 @@ auxiliary_head = dict(type='densekit.FCNHead', in_channels=1024, in_index=2, cha
                       norm_cfg=norm_cfg, align_corners=False,
                       loss_decode=dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False,
                                        loss_weight=0.4))
-visualizer = dict(type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')])
+visualizer = dict(type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
 model = dict(
     type='mmseg.EncoderDecoder',
     data_preprocessor=data_preprocessor,

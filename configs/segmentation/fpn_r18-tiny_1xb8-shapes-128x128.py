@@ -11,7 +11,7 @@ data_preprocessor = dict(type='mmseg.SegDataPreProcessor', mean=[127.5, 127.5, 1
 # small shape classes against the dominant background early in a short run
 loss_decode = [dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
                dict(type='mmseg.DiceLoss', use_sigmoid=False, loss_weight=0.5)]
-visualizer = dict(type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')], alpha=0.6)
+visualizer = dict(type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')], alpha=0.6)
 model = dict(
     type='mmseg.EncoderDecoder',
     data_preprocessor=data_preprocessor,

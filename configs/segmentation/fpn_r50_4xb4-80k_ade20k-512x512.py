@@ -8,7 +8,7 @@ data_preprocessor = dict(type='mmseg.SegDataPreProcessor', mean=[123.675, 116.28
                          std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
                          size=crop_size)
 loss_decode = dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
-visualizer = dict(type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend')])
+visualizer = dict(type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
 model = dict(
     type='mmseg.EncoderDecoder',
     data_preprocessor=data_preprocessor,
