@@ -268,3 +268,28 @@ def test_bad_arguments_are_one_line_errors(built: dict, capsys: pytest.CaptureFi
     assert main(['check-data', str(SR), '--fix-palette', 'x', '--cfg-options',
                  f"train_dataloader.dataset.data_root={built['sr']}"]) == 2
     assert '--fix-palette is for segmentation' in capsys.readouterr().err
+
+
+def test_label_encoding_mistakes(built: dict, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture) -> None:
+    root = _copy(built, 'seg', tmp_path)
+    ann = root / 'ann_dir/train'
+    gray = cv2.imread(str(ann / '00000.png'), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(ann / '00000.png'), np.repeat(gray[..., None], 3, axis=2))  # 3 equal channels
+    wide = cv2.imread(str(ann / '00001.png'), cv2.IMREAD_UNCHANGED).astype(np.uint16)
+    wide[0, :4] = 300  # 16-bit PNG: 300 wraps to 44 in mmseg's uint8 cast
+    cv2.imwrite(str(ann / '00001.png'), wide)
+    rc, found, _ = _check(capsys, SEG, root, tmp_path)
+    assert rc == 1 and {('LABEL_NOT_SINGLE_CHANNEL', 'ann_dir/train/00000.png'),
+                        ('LABEL_OVERFLOW', 'ann_dir/train/00001.png'),
+                        ('LABEL_OUT_OF_RANGE', 'ann_dir/train/00001.png')} <= _codes(found), found
+    assert '300 (4 px)' in {f[1]: f[3] for f in found}['LABEL_OVERFLOW']
+
+
+def test_missing_data_root_and_refused_palette_folder(built: dict, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    rc, found, _ = _check(capsys, SEG, tmp_path / 'nowhere', tmp_path)
+    assert rc == 1 and [f[1] for f in found] == ['DATA_ROOT_MISSING']
+    assert main(['check-data', str(SEG), '--fix-palette', str(built['seg'] / 'ann_dir/train'),
+                 '--cfg-options', f"train_dataloader.dataset.data_root={built['seg']}"]) == 2
+    assert 'is the label folder itself' in capsys.readouterr().err

@@ -10,6 +10,8 @@ the dataset class: an mmseg ``BaseSegDataset``, an mmdet ``CocoDataset``, densek
 from __future__ import annotations
 
 import copy
+import os
+import os.path as osp
 from typing import Any, List, Optional, Tuple
 
 from densekit.doctor.report import Report, Timer, default_workers
@@ -125,7 +127,12 @@ def check_data(config: str, split: str = 'train', *, out: Optional[str] = None,
                     data_root=str(dataset.data_root or ''), workers=workers)
     timer = Timer()
     common = dict(workers=workers, progress=progress, timer=timer)
-    if task == 'seg':
+    if dataset.data_root and not osp.isdir(dataset.data_root):
+        report.error('DATA_ROOT_MISSING', str(dataset.data_root),
+                     f'data_root does not exist (relative to {os.getcwd()}); generate or '
+                     'download the data there, or point the config at it with --cfg-options '
+                     f'{split}_dataloader.dataset.data_root=DIR')
+    elif task == 'seg':
         from densekit.doctor.seg import check_segmentation
         _check_model_classes(cfg, report, len(dataset.metainfo.get('classes') or ()), task,
                              str(config))
