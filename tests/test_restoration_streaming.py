@@ -383,3 +383,15 @@ def test_6000x4000_sr_file_peaks_under_600_mib() -> None:
 
     result = file_peak_rss(4000, 6000)
     assert result['peak_rss_mib'] < 600, result
+
+
+def test_file_peak_rss_measures_a_fresh_process(tmp_path: Path) -> None:
+    from densekit.tasks.restoration.bench import file_peak_rss
+
+    with pytest.raises(ValueError, match='height must be an int >= 64'):
+        file_peak_rss(10, 100)
+    with pytest.raises(ValueError, match='work_dir'):
+        file_peak_rss(64, 96, keep_output=True)
+    result = file_peak_rss(64, 96, work_dir=str(tmp_path), keep_output=True)
+    assert result['baseline_rss_mib'] > 50 and result['peak_rss_mib'] >= 0
+    assert cv2.imread(result['output']).shape == (128, 192, 3)

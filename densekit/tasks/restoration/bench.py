@@ -244,19 +244,21 @@ def file_peak_rss(height: int = 4000, width: int = 6000,
         config: A config file in ``configs/restoration`` (or a path).
         pythonpath: Run the child on another checkout of densekit (a before/after run).
         work_dir: Folder for the input and output (default: a temporary folder, removed).
-        keep_output: Keep the output file (its path is ``result['output']``).
+        keep_output: Move the output file into ``work_dir`` (its path is ``result['output']``).
 
     Returns:
         ``peak_rss_mib`` (MiB above the baseline), ``baseline_rss_mib``, ``seconds`` (the
         ``handle`` call) and ``output``.
 
     Raises:
-        ValueError: For sizes below 64 pixels.
+        ValueError: For sizes below 64 pixels, or ``keep_output`` without ``work_dir``.
         RuntimeError: If the child fails (its stderr is included).
     """
     for name, value in (('height', height), ('width', width)):
         if not isinstance(value, int) or value < 64:
             raise ValueError(f'{name} must be an int >= 64 pixels, got {value!r}')
+    if keep_output and work_dir is None:
+        raise ValueError('keep_output=True needs a work_dir to keep the output in')
     if not osp.isfile(config):
         config = osp.join(CONFIG_DIR, config)
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
@@ -272,7 +274,7 @@ def file_peak_rss(height: int = 4000, width: int = 6000,
             raise RuntimeError(f'the peak-RSS child failed (exit {proc.returncode}):\n'
                                f'{proc.stderr[-3000:]}')
         result = json.loads(proc.stdout.strip().splitlines()[-1])
-        if keep_output and work_dir is not None:
+        if keep_output:
             kept = osp.join(work_dir, osp.basename(result['output']))
             os.replace(result['output'], kept)
             result['output'] = kept
