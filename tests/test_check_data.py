@@ -293,3 +293,18 @@ def test_missing_data_root_and_refused_palette_folder(built: dict, tmp_path: Pat
     assert main(['check-data', str(SEG), '--fix-palette', str(built['seg'] / 'ann_dir/train'),
                  '--cfg-options', f"train_dataloader.dataset.data_root={built['seg']}"]) == 2
     assert 'is the label folder itself' in capsys.readouterr().err
+
+
+def test_medical_case_without_images_still_checks_the_rest(built: dict, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    root = _copy(built, 'med', tmp_path)
+    for path in (root / 'imagesTr').glob('phantom_001_000*.nii.gz'):
+        path.unlink()  # the dataset class stops here (FileNotFoundError)
+    _rewrite_nifti(root / 'labelsTr/phantom_002.nii.gz',
+                   lambda d, a: (np.where(d == 2, 7, d).astype(d.dtype), a))
+    rc, found, _ = _check(capsys, MED, root, tmp_path)
+    assert rc == 1 and {('DATASET_ERROR', 'dataset.json'),
+                        ('MODALITY_MISSING', 'imagesTr/phantom_001_0000.nii.gz'),
+                        ('MODALITY_MISSING', 'imagesTr/phantom_001_0001.nii.gz'),
+                        ('LABEL_VALUE_UNKNOWN', 'labelsTr/phantom_002.nii.gz')
+                        } <= _codes(found), found

@@ -73,7 +73,8 @@ def check_medical(dataset: Any, report: Report, *, workers: int, progress: bool,
         classes = list(dataset.metainfo['classes'])
         channels = list(dataset.metainfo['channel_names'])
     except Exception as err:  # the dataset class refuses: report it, check every case anyway
-        report.error('DATASET_ERROR', where, f'{type(err).__name__}: {err}')
+        report.error('DATASET_ERROR', where, f'{type(err).__name__}: {err} (every case of '
+                     'dataset.json is checked below, whatever the split)')
         cases = _raw_cases(data_root, meta)
         labels = meta.get('labels') or {}
         try:
@@ -83,7 +84,8 @@ def check_medical(dataset: Any, report: Report, *, workers: int, progress: bool,
             by_value = {}
         classes = [by_value[k] for k in sorted(by_value)]
         raw_channels = meta.get('channel_names') or meta.get('modality') or {}
-        channels = [raw_channels[k] for k in sorted(raw_channels, key=str)]
+        channels = [raw_channels[k] for k in sorted(
+            raw_channels, key=lambda k: int(k) if str(k).isdigit() else 0)]
     ending = meta.get('file_ending', '.nii.gz')
     if not cases:
         report.error('NO_SAMPLES', where, f'no cases for split {dataset.split!r}; check the '
