@@ -23,6 +23,7 @@ EPILOG = """examples:
   densekit train CONFIG --resume                  # continue from work_dir/last_checkpoint
   densekit test CONFIG work_dirs/fpn/iter_800.pth --show-dir work_dirs/fpn/pictures
   densekit infer CONFIG CKPT 'photos/*.png' --out predictions/
+  densekit check-data CONFIG --split val --out report.json  # every dataset problem at once
   tools/dist_train.sh CONFIG 2                    # torchrun, 2 processes (gloo on CPU)
 """
 
