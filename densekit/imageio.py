@@ -66,6 +66,8 @@ def check_complete(path: str) -> None:
     elif suffix == '.png':
         if _tail(path, len(_PNG_END)) == _PNG_END:
             return
+        if b'IEND' not in _tail(path, 1 << 16):
+            raise UnreadableInput('truncated image (the PNG ends before its IEND chunk)')
     else:
         return
     # no end marker: trailing data after it is legal, so let a full decode decide
@@ -97,21 +99,26 @@ def _tiff_pixel_type(path: str) -> Optional[str]:
         return None
     count = struct.unpack(order + 'H', data[offset:offset + 2])[0]
     bits, sample_format = None, 1
+    sizes = {1: 1, 3: 2, 4: 4}  # BYTE, SHORT, LONG
     for i in range(count):
         entry = data[offset + 2 + 12 * i: offset + 14 + 12 * i]
         if len(entry) < 12:
             break
         tag, kind, num = struct.unpack(order + 'HHI', entry[:8])
-        if num != 1 and tag == 258:  # several samples: the values live elsewhere; take the first
+        if tag not in (258, 339) or kind not in sizes:
+            continue
+        size = sizes[kind]
+        if size * num <= 4:  # the values fit in the entry itself
+            raw = entry[8:8 + size]
+        else:  # the entry holds the offset of the values
             pointer = struct.unpack(order + 'I', entry[8:12])[0]
-            value = struct.unpack(order + 'H', data[pointer:pointer + 2])[0] \
-                if pointer + 2 <= len(data) else None
-        else:
-            value = struct.unpack(order + ('H' if kind == 3 else 'I'),
-                                  entry[8:10] if kind == 3 else entry[8:12])[0]
+            raw = data[pointer:pointer + size]
+            if len(raw) < size:
+                continue
+        value = struct.unpack(order + {1: 'B', 2: 'H', 4: 'I'}[size], raw)[0]
         if tag == 258:
             bits = value
-        elif tag == 339:
+        else:
             sample_format = value
     if bits is None:
         return None

@@ -237,9 +237,6 @@ def test_float_tiff_is_unsupported_not_corrupt(tmp_path: Path) -> None:
         assert 'corrupt' not in str(err.value), name
 
 
-@pytest.mark.xfail(strict=True, reason='densekit.imageio._tiff_pixel_type reads a multi-sample '
-                   'SampleFormat (tag 339) from the pointer field, so RGB float TIFFs are '
-                   'called uint32; not restoration code')
 def test_rgb_float_tiff_names_its_pixel_type(tmp_path: Path) -> None:
     tifffile = pytest.importorskip('tifffile')
     path = tmp_path / 'rgb_float64.tif'
