@@ -23,6 +23,8 @@ EPILOG = """examples:
   densekit train CONFIG --resume                  # continue from work_dir/last_checkpoint
   densekit test CONFIG work_dirs/fpn/iter_800.pth --show-dir work_dirs/fpn/pictures
   densekit infer CONFIG CKPT 'photos/*.png' --out predictions/
+  densekit plan data/Task01 --out plans/task01 --gpu-memory 24   # config from a dataset folder
+  densekit train plans/task01/config.py --fold 0
   densekit check-data CONFIG --split val --out report.json  # every dataset problem at once
   tools/dist_train.sh CONFIG 2                    # torchrun, 2 processes (gloo on CPU)
 """
@@ -90,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--no-strict', action='store_true',
                    help='--resume from a checkpoint whose keys do not all fit the model '
                         '(loads the matching keys and lists the rest)')
+    p.add_argument('--fold', metavar='K|all',
+                   help='medical: train cross-validation fold K of the config\'s splits file '
+                        '(densekit plan\'s splits.json) into WORK_DIR/fold_K, or all cases')
     _add_common(p)
 
     p = sub.add_parser('test', help='evaluate a checkpoint on the config\'s test split',
@@ -126,7 +131,27 @@ def build_parser() -> argparse.ArgumentParser:
                    help='skip inputs whose outputs all exist already')
     p.add_argument('--channel-axis', type=int, metavar='AXIS',
                    help='medical: the axis of a 4D NIfTI that holds the channels (3)')
+    p.add_argument('--ensemble', nargs='+', metavar='CKPT', default=(),
+                   help='medical: more checkpoints (e.g. other folds) whose softmax is averaged '
+                        'with CHECKPOINT\'s, window by window')
     _add_cfg_options(p)
+
+    p = sub.add_parser('plan', help='medical: plan a dataset folder (fingerprint, nnU-Net rules) '
+                                    'and write plans.json, config.py and splits.json',
+                       description='Read every training case of DATASET_DIR (MSD / nnU-Net '
+                                   'layout) and write PLAN_DIR/plans.json, PLAN_DIR/config.py '
+                                   '(a config densekit train runs) and PLAN_DIR/splits.json '
+                                   '(5 seeded folds). Input files are only read.')
+    p.add_argument('dataset', metavar='DATASET_DIR', help='folder with dataset.json')
+    p.add_argument('--out', required=True, metavar='PLAN_DIR', help='where the plan goes')
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument('--gpu-memory', type=float, metavar='GB',
+                        help='GPU memory budget for training (default 8)')
+    budget.add_argument('--cpu', action='store_true',
+                        help='plan for CPU training (tiny preset, small patches)')
+    p.add_argument('--workers', type=int, default=None, metavar='N',
+                   help='reader processes for the fingerprint (default min(4, CPUs))')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
 
     p = sub.add_parser('bench', help='benchmarks against peer libraries (tools/benchmark.py)',
                        description='Run densekit against its peers in one process, alternating, '
@@ -254,8 +279,14 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == 'train':
         resume = True if args.resume == 'auto' else args.resume
-        apis.train(args.config, work_dir=args.work_dir, resume=resume, amp=args.amp,
-                   cfg_options=args.cfg_options, launcher=args.launcher, seed=args.seed,
+        cfg_options, work_dir = args.cfg_options, args.work_dir
+        if args.fold is not None:
+            from densekit.tasks.medical3d.autoconfig import fold_overrides
+            folds, work_dir = fold_overrides(apis.load_config(args.config, cfg_options),
+                                             args.fold, work_dir)
+            cfg_options = {**(cfg_options or {}), **folds}
+        apis.train(args.config, work_dir=work_dir, resume=resume, amp=args.amp,
+                   cfg_options=cfg_options, launcher=args.launcher, seed=args.seed,
                    deterministic=args.deterministic, time_budget=args.time_budget,
                    strict=not args.no_strict)
     elif args.command == 'test':
@@ -266,7 +297,7 @@ def _run(args: argparse.Namespace) -> int:
         from densekit.inference import InferOptions, infer
         options = InferOptions(score_thr=args.score_thr, tile=args.tile, overlap=args.overlap,
                                batch_size=args.batch_size, skip_existing=args.skip_existing,
-                               channel_axis=args.channel_axis)
+                               channel_axis=args.channel_axis, ensemble=tuple(args.ensemble))
         summary = infer(args.config, args.checkpoint, args.inputs, args.out, device=args.device,
                         strict=not args.no_strict, cfg_options=args.cfg_options,
                         options=options)
@@ -283,6 +314,13 @@ def _run(args: argparse.Namespace) -> int:
         run_demo(args.task, work_dir=args.work_dir, data_root=args.data_root)
     elif args.command == 'check-data':
         return _run_check_data(args)
+    elif args.command == 'plan':
+        from densekit.tasks.medical3d.autoconfig import summary_lines, write_plan
+        content = write_plan(args.dataset, args.out, gpu_memory_gb=args.gpu_memory,
+                             cpu=args.cpu, workers=args.workers,
+                             progress=not args.no_progress)
+        print('\n'.join(summary_lines(content)))
+        print(f'wrote {args.out}/plans.json, config.py, splits.json')
     else:
         return _run_tool(args)
     return 0

@@ -65,12 +65,17 @@ class InferOptions:
     skip_existing: bool = False
     channel_axis: Optional[int] = None
     progress: bool = True
+    ensemble: Sequence[str] = ()  # medical: more checkpoints averaged with the main one
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f'batch_size must be a positive integer, got {self.batch_size!r}')
         if not 0.0 <= float(self.score_thr) <= 1.0:
             raise ValueError(f'score_thr must be in [0, 1], got {self.score_thr!r}')
+        if isinstance(self.ensemble, str) or not all(isinstance(p, str) for p in self.ensemble):
+            raise TypeError(f'ensemble must be a sequence of checkpoint paths, got '
+                            f'{self.ensemble!r}')
+        self.ensemble = tuple(self.ensemble)
 
 
 @dataclass

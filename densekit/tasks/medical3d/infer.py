@@ -6,6 +6,12 @@ them, preprocess exactly as in training (the config's ``preprocessing`` and the 
 channel names), segment with sliding windows (config ``model.test_cfg``; a progress bar over
 windows), map the labels back to the file grid and write ``<case>_seg.nii.gz`` with the input's
 affine and header (uint8 / uint16).
+
+With ``options.ensemble`` (``--ensemble CKPT ...``) the further checkpoints are built from the
+same config and the softmax of all models is averaged window by window
+(:func:`~.ensemble.predict_ensemble`). When the config names a ``plans_file`` whose
+``postprocessing.keep_largest_component`` lists classes (decided from cross-validation), only
+the largest connected component of each is kept (:mod:`~.postprocess`).
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from typing import Any, List, Optional
 import torch
 
 from densekit.inference import Handler, InferOptions, UnreadableInput, register_handler
+from densekit.tasks.medical3d.ensemble import predict_ensemble
 from densekit.tasks.medical3d.nifti import (
     NIFTI_SUFFIXES,
     Case,
@@ -24,6 +31,7 @@ from densekit.tasks.medical3d.nifti import (
     read_case,
     write_labels,
 )
+from densekit.tasks.medical3d.postprocess import keep_largest_component, load_postprocessing
 from densekit.tasks.medical3d.preprocess import Preprocessor
 
 __all__ = ['medical_handler']
@@ -57,6 +65,12 @@ def medical_handler(cfg: Any, model: torch.nn.Module,
     preprocessor = _preprocessor(cfg, model)
     expected = _channel_names(cfg, model)
     model.test_cfg['progress'] = options.progress
+    members = [model]
+    if options.ensemble:
+        from densekit.inference import build_model
+        device = next(model.parameters()).device
+        members += [build_model(cfg, ckpt, str(device)) for ckpt in options.ensemble]
+    keep_largest = load_postprocessing(cfg.get('plans_file'))
 
     def outputs(path: str) -> List[str]:
         try:
@@ -90,7 +104,11 @@ def medical_handler(cfg: Any, model: torch.nn.Module,
         device = next(model.parameters()).device
         for case in cases:
             image, _, meta = preprocessor(case)
-            labels = model.predict_volume(torch.from_numpy(image).to(device))
+            volume = torch.from_numpy(image).to(device)
+            labels = predict_ensemble(members, volume) if len(members) > 1 \
+                else model.predict_volume(volume)
+            if keep_largest:
+                labels = keep_largest_component(labels.cpu().numpy(), keep_largest)
             results.append(preprocessor.invert_labels(labels, meta))
         return results
 
