@@ -119,7 +119,8 @@ def check_segmentation(dataset: Any, dataset_cfg: dict, report: Report, *, worke
     out_of_range: Counter = Counter()
     colour_totals: Counter = Counter()
     rgb_masks: List[str] = []
-    files_with_zero = binary_files = readable_labels = 0
+    files_with_zero = readable_labels = 0
+    binary_files: List[str] = []
     for (img_path, seg_path), fact in zip(items, facts):
         image, label = fact['image'], fact['label']
         if image['error'] == 'no such file':
@@ -177,7 +178,7 @@ def check_segmentation(dataset: Any, dataset_cfg: dict, report: Report, *, worke
                          f'values above 255: {_listing(over)}; mmseg casts label maps to uint8 '
                          'so they wrap around; keep labels below 256')
         if set(values) <= {0, 255} and 255 in values:
-            binary_files += 1
+            binary_files.append(seg)
             if ignore != 255:
                 report.error('BINARY_MASK_0_255', seg,
                              f'binary mask stored as 0/255 (255: {values[255]} px); classes must '
@@ -198,12 +199,17 @@ def check_segmentation(dataset: Any, dataset_cfg: dict, report: Report, *, worke
                 pixels[value] += count
                 images[value] += 1
 
-    if binary_files and binary_files == readable_labels and ignore == 255:
+    if binary_files and len(binary_files) == readable_labels and ignore == 255:
         report.error('BINARY_MASK_0_255', where,
-                     f'all {binary_files} label maps hold only 0 and 255, and 255 is '
+                     f'all {len(binary_files)} label maps hold only 0 and 255, and 255 is '
                      'ignore_index: the foreground is ignored in training; save label // 255 '
                      '(class indices 0/1), e.g. Image.fromarray((np.array(Image.open(f)) // '
                      '255).astype(np.uint8)).save(out)')
+    elif ignore == 255:
+        for seg in binary_files:
+            report.warning('BINARY_MASK_0_255', seg,
+                           'holds only 0 and 255 (= ignore_index) while other label maps hold '
+                           'classes: if 255 is meant as foreground, save label // 255')
     _zero_label_hints(report, where, classes, reduce, raw_values, out_of_range,
                       files_with_zero, readable_labels)
     if readable_labels:
