@@ -168,11 +168,14 @@ def coco_per_class(coco_gt: Any, detections: List[dict]) -> Dict[str, Any]:
 
     from pycocotools.cocoeval import COCOeval
 
+    if not detections:  # a model that detects nothing scores 0 everywhere
+        recall = [round(0.01 * i, 2) for i in range(101)]
+        names = [cat['name'] for cat in coco_gt.loadCats(sorted(coco_gt.getCatIds()))]
+        return dict(mAP=0.0, mAP50=0.0, recall=recall,
+                    per_class={n: dict(AP=0.0, AP50=0.0, AP75=0.0, pr50=[0.0] * 101)
+                               for n in names})
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = coco_gt.loadRes(detections) if detections else None
-        if coco_dt is None:
-            raise ValueError('the model made no detection on the whole split: nothing to '
-                             'evaluate')
+        coco_dt = coco_gt.loadRes(detections)
         evaluator = COCOeval(coco_gt, coco_dt, 'bbox')
         evaluator.evaluate()
         evaluator.accumulate()
@@ -187,7 +190,7 @@ def coco_per_class(coco_gt: Any, detections: List[dict]) -> Dict[str, Any]:
 
     per_class = {}
     for k, cat_id in enumerate(evaluator.params.catIds):
-        name = coco_gt.loadCats(cat_id)[0]['name']
+        name = coco_gt.loadCats(int(cat_id))[0]['name']
         per_class[name] = dict(
             AP=mean_valid(precision[:, :, k, 0, -1]), AP50=mean_valid(precision[i50, :, k, 0, -1]),
             AP75=mean_valid(precision[i75, :, k, 0, -1]),
