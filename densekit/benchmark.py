@@ -223,11 +223,14 @@ def peak_rss_mb(fn: Callable[[], object]) -> Optional[float]:
 
 def time_pair(fn_a: Callable[[], object], fn_b: Optional[Callable[[], object]],
               repeats: int = 5, warmup: int = 1,
-              device: DeviceLike = None) -> tuple[float, Optional[float]]:
+              device: DeviceLike = None,
+              cpu_out: Optional[Tuple[List[float], List[float]]] = None
+              ) -> tuple[float, Optional[float]]:
     """Median wall time of ``fn_a`` and ``fn_b``, run alternately ``repeats`` times each.
 
     Each run is bracketed by :func:`synchronize` on ``device`` (CUDA work is timed to its
-    end; ``None``: synchronise CUDA where it is initialised).
+    end; ``None``: synchronise CUDA where it is initialised). ``cpu_out``: two lists that
+    receive each timed run's process CPU time (all threads) for ``fn_a`` and ``fn_b``.
     """
     if repeats < 1:
         raise ValueError(f'repeats must be >= 1, got {repeats}')
@@ -240,14 +243,16 @@ def time_pair(fn_a: Callable[[], object], fn_b: Optional[Callable[[], object]],
     times_a: List[float] = []
     times_b: List[float] = []
     for _ in range(repeats):
-        for fn, out in ((fn_a, times_a), (fn_b, times_b)):
+        for fn, out, cpu in ((fn_a, times_a, 0), (fn_b, times_b, 1)):
             if fn is None:
                 continue
             synchronize(device)
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             fn()
             synchronize(device)
             out.append(time.perf_counter() - start)
+            if cpu_out is not None:
+                cpu_out[cpu].append(time.process_time() - cpu_start)
     return statistics.median(times_a), (statistics.median(times_b) if times_b else None)
 
 
@@ -259,6 +264,9 @@ class PairMeasurement:
     seconds: Tuple[float, Optional[float]]
     memory_mb: Tuple[float, Optional[float]]
     rss_mb: Tuple[Optional[float], Optional[float]] = (None, None)
+    cpu_seconds: Tuple[Optional[float], Optional[float]] = (None, None)
+    """Median process CPU time (all threads) of the timed runs: on a machine shared with other
+    jobs it grows less than the wall time does, so its ratio is a second opinion."""
 
     @property
     def memory_kind(self) -> str:
@@ -268,6 +276,10 @@ class PairMeasurement:
     def row(self, case: str, extra: Optional[Dict[str, str]] = None) -> Row:
         """A table row of this measurement (RSS, where measured, as an extra column)."""
         extra = dict(extra or {})
+        if self.cpu_seconds[0] is not None and self.device.type == 'cpu':
+            a, b = self.cpu_seconds
+            extra['CPU s dk/peer'] = f'{a:.3f}/{b:.3f}' if b else f'{a:.3f}'
+            extra['CPU ratio'] = f'{a / b:.2f}' if b else '-'
         if self.rss_mb[0] is not None:
             extra['peak RSS MiB dk/peer'] = '/'.join(
                 '-' if v is None else f'{v:.0f}' for v in self.rss_mb)
@@ -295,7 +307,11 @@ def measure_pair(fn_a: Callable[[], object], fn_b: Optional[Callable[[], object]
         rss: Also measure the CPU's peak RSS rise (one more run of each).
     """
     device = resolve_device(device)
-    t_a, t_b = time_pair(fn_a, fn_b, repeats=repeats, warmup=warmup, device=device)
+    cpu_runs: Tuple[List[float], List[float]] = ([], [])
+    t_a, t_b = time_pair(fn_a, fn_b, repeats=repeats, warmup=warmup, device=device,
+                         cpu_out=cpu_runs)
+    cpu_s = (statistics.median(cpu_runs[0]),
+             statistics.median(cpu_runs[1]) if cpu_runs[1] else None)
     mem: List[Optional[float]] = []
     rss_mb: List[Optional[float]] = []
     for fn in (fn_a, fn_b):
@@ -310,7 +326,8 @@ def measure_pair(fn_a: Callable[[], object], fn_b: Optional[Callable[[], object]
         else:
             mem.append(peak_memory_mb(fn, device))
             rss_mb.append(None)
-    return PairMeasurement(device, (t_a, t_b), (mem[0], mem[1]), (rss_mb[0], rss_mb[1]))
+    return PairMeasurement(device, (t_a, t_b), (mem[0], mem[1]), (rss_mb[0], rss_mb[1]),
+                           cpu_s)
 
 
 MEMORY_LEGEND = {

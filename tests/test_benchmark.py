@@ -65,8 +65,10 @@ def test_measure_pair_on_the_cpu_reports_its_device_in_the_table() -> None:
     assert result.memory_mb[0] == pytest.approx(128, abs=1)
     assert result.memory_mb[1] == pytest.approx(16, abs=1)
     assert result.rss_mb[0] is not None and result.rss_mb[0] > 100
+    assert result.cpu_seconds[0] > 0 and result.cpu_seconds[1] > 0
     table = format_table([result.row('alloc', {'note': 'x'})])
     assert '| alloc | cpu |' in table and 'peak RSS MiB dk/peer' in table
+    assert 'CPU ratio' in table
     assert benchmark.MEMORY_LEGEND['cpu'] in table
 
 
