@@ -2,7 +2,9 @@
 
 Each stage generates its data, trains briefly inside a stated time budget, evaluates, writes
 pictures and records its metrics in ``<work_dir>/summary.json`` (task -> metric -> value, plus
-``seconds``). Stages use the GPU when there is one.
+``seconds``). Stages use the GPU when there is one. The tour ends by writing
+``<work_dir>/index.html`` (:mod:`densekit.analysis.report`): one self-contained page with each
+stage's metrics beside its gate, its training curve, its seconds and its pictures.
 """
 from __future__ import annotations
 
@@ -154,4 +156,9 @@ def run_demo(task: str = 'all', work_dir: str = 'work_dirs/demo', data_root: str
         summary = write_summary(root / 'summary.json', name, metrics)
     _banner(f'summary ({root / "summary.json"})')
     print(format_summary(summary), flush=True)
+    from densekit.analysis.report import write_report
+
+    page = write_report(root, summary, stages=list(STAGES))
+    print(f'report: {page} (open it in a browser: xdg-open {page}, or file://{page.resolve()})',
+          flush=True)
     return summary

@@ -39,7 +39,10 @@ def find_scalars(path: Union[str, Path]) -> Path:
     if not runs:
         raise FileNotFoundError(f'no vis_data/scalars.json under {str(path)!r}: is it a work dir '
                                 'of a run that logged at least once?')
-    return runs[-1]
+    # a test run in the same work dir logs only its metrics: prefer the newest training run
+    training = [run for run in runs if '"iter"' in run.read_text() or '"epoch"' in
+                run.read_text()]
+    return (training or runs)[-1]
 
 
 def read_scalars(path: Union[str, Path]) -> Series:
