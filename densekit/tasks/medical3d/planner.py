@@ -19,9 +19,11 @@ From a dataset fingerprint (:mod:`~.fingerprint`) the planner decides:
   along the axis that is largest relative to the median shape until the network fits.
 * **Memory** (:func:`measure_footprint`): the footprint is measured, not guessed: the
   network of the config (same stages, strides, kernels, loss) runs a forward + backward at
-  a small patch on the CPU under the profiler (widths divided by ``width_divisor`` for the big
-  presets); activations scale linearly with voxels and width, the training state (weights,
-  gradients, two AdamW moments: 16 bytes per parameter) is counted exactly.
+  two small patches on the CPU and the profiler's peak of live tensor memory is taken
+  (widths divided by ``width_divisor`` for the big presets). The slope between the two
+  sizes is the activation memory per voxel (tiny patches under-represent it, so one size
+  is not enough), scaled by the width divisor; the training state (weights, gradients, two
+  AdamW moments: 16 bytes per parameter) is counted exactly.
 * **Batch size**: as many patches as fit the budget, at most 5 % of the dataset's voxels per
   batch, at least 2 (nnU-Net's limits).
 * **STU-Net preset** (:func:`plan_dataset`): the largest of ``small`` / ``base`` / ``large``
@@ -250,22 +252,26 @@ class Footprint:
         params: Parameter count (exact).
         state_bytes: Weights, gradients and two AdamW moments (16 bytes per parameter).
         activation_bytes_per_voxel: Peak forward + backward memory per patch voxel of one
-            sample (measured, scaled to the full width).
-        measured_patch: Patch size of the measurement.
+            sample (measured slope, scaled to the full width).
+        activation_offset_bytes: Per sample, what the peak holds beyond the slope at the
+            measured sizes (clamped at 0, so the estimate errs on the safe side).
+        measured_patch: Patch sizes of the two measurements.
         width_divisor: Widths were divided by this for the measurement.
     """
 
     params: int
     state_bytes: int
     activation_bytes_per_voxel: float
-    measured_patch: List[int]
+    activation_offset_bytes: float
+    measured_patch: List[List[int]]
     width_divisor: int
     extra: Dict[str, Any] = field(default_factory=dict)
 
     def bytes(self, patch_size: Sequence[int], batch_size: int) -> float:
         """Estimated training memory of ``batch_size`` patches of ``patch_size``."""
-        return self.state_bytes + batch_size * self.activation_bytes_per_voxel * \
-            float(np.prod(patch_size))
+        per_sample = self.activation_offset_bytes + \
+            self.activation_bytes_per_voxel * float(np.prod(patch_size))
+        return self.state_bytes + batch_size * per_sample
 
 
 def _width_divisor(widths: Sequence[int]) -> int:
@@ -308,8 +314,9 @@ def measure_footprint(network: Dict[str, Any], in_channels: int, num_classes: in
         network: :func:`network_topology` output.
         in_channels: Image channels.
         num_classes: Classes including background.
-        measure_patch: Patch of the measurement (default: twice the total stride per axis,
-            at least 8).
+        measure_patch: The smaller patch of the two measurements (default: twice the total
+            stride per axis, at least 16); the larger adds a multiple of the total stride of at
+            least 8 voxels per axis. Smaller patches under-represent the activations.
     """
     import torch
     from mmengine.registry import init_default_scope
@@ -324,11 +331,16 @@ def measure_footprint(network: Dict[str, Any], in_channels: int, num_classes: in
     divisor = _width_divisor(network['widths'])
     small = model_config(network, in_channels, num_classes,
                          [w // divisor for w in network['widths']])
-    patch = list(measure_patch) if measure_patch is not None else \
-        [max(2 * t, 8) for t in network['total_stride']]
-    peak = _train_step_peak_bytes(small, in_channels, num_classes, patch)
-    per_voxel = peak * divisor / float(np.prod(patch))
-    return Footprint(int(params), int(params) * 16, float(per_voxel), patch, divisor)
+    stride = network['total_stride']
+    first = list(measure_patch) if measure_patch is not None else \
+        [max(2 * t, 16) for t in stride]
+    second = [p + t * max(1, -(-8 // t)) for p, t in zip(first, stride)]  # + >= 8 voxels
+    peaks = [_train_step_peak_bytes(small, in_channels, num_classes, p) for p in (first, second)]
+    volumes = [float(np.prod(p)) for p in (first, second)]
+    slope = max((peaks[1] - peaks[0]) / (volumes[1] - volumes[0]), peaks[1] / volumes[1])
+    offset = max(peaks[1] - slope * volumes[1], 0.0)
+    return Footprint(int(params), int(params) * 16, float(slope * divisor),
+                     float(offset * divisor), [first, second], divisor)
 
 
 # -- the plan ------------------------------------------------------------------------------------
@@ -414,7 +426,7 @@ def plan_dataset(fingerprint: Dict[str, Any], gpu_memory_gb: Optional[float] = 8
         choice = _fit(arch, spacing, median_shape, usable, measured, None)
     foot: Footprint = choice['footprint']
     patch = choice['patch']
-    per_sample = foot.activation_bytes_per_voxel * float(np.prod(patch))
+    per_sample = foot.bytes(patch, 1) - foot.state_bytes
     batch = int((usable - foot.state_bytes) // max(per_sample, 1.0))
     dataset_voxels = float(np.prod(median_shape)) * len(shapes)
     cap = int(round(dataset_voxels * DATASET_FRACTION / float(np.prod(patch))))
