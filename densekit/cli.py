@@ -153,6 +153,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help='reader processes for the fingerprint (default min(4, CPUs))')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
 
+    p = sub.add_parser('evaluate-folds', help='medical: per-fold and mean Dice/HD95 of --fold '
+                                              'runs on their held-out cases; post-processing',
+                       description='Evaluate each WORK_DIR (one densekit train --fold K run) '
+                                   'on its fold\'s held-out cases, print per-fold and mean '
+                                   'Dice / HD95, decide per class whether keeping the largest '
+                                   'connected component helps (nnU-Net\'s rule) and store the '
+                                   'decision in the plan (plans.json), which densekit infer '
+                                   'applies.')
+    p.add_argument('work_dirs', nargs='+', metavar='WORK_DIR', help='fold work dirs')
+    p.add_argument('--device', default='cpu', help='cpu or cuda (default cpu)')
+    p.add_argument('--out', metavar='FILE.json', help='also write the results as JSON')
+    p.add_argument('--no-update-plans', action='store_true',
+                   help='do not write the post-processing decision into plans.json')
+    p.add_argument('--no-hd95', action='store_true', help='Dice only (faster)')
+
     p = sub.add_parser('bench', help='benchmarks against peer libraries (tools/benchmark.py)',
                        description='Run densekit against its peers in one process, alternating, '
                                    'median of N runs; prints time ratios and peak memory. '
@@ -321,6 +336,16 @@ def _run(args: argparse.Namespace) -> int:
                              progress=not args.no_progress)
         print('\n'.join(summary_lines(content)))
         print(f'wrote {args.out}/plans.json, config.py, splits.json')
+    elif args.command == 'evaluate-folds':
+        import json
+
+        from densekit.fileio import atomic_write_text
+        from densekit.tasks.medical3d.folds import evaluate_folds, format_folds
+        result = evaluate_folds(args.work_dirs, device=args.device,
+                                update_plans=not args.no_update_plans, hd95=not args.no_hd95)
+        print(format_folds(result))
+        if args.out:
+            atomic_write_text(json.dumps(result, indent=1), args.out)
     else:
         return _run_tool(args)
     return 0

@@ -332,6 +332,26 @@ def test_plan_train_folds_and_ensemble(tmp_path, monkeypatch):
     clear = pre.invert_labels(torch.from_numpy(clear.astype(np.uint8)), meta).astype(bool)
     assert clear.mean() > 0.99
     assert (written[clear] == expected[clear]).all()
+
+    # evaluate-folds: each fold on its own held-out cases; the decision lands in plans.json
+    fold_dirs = [str(Path(c).parent) for c in ckpts]
+    assert main(['evaluate-folds', *fold_dirs, '--out', str(tmp_path / 'folds.json')]) == 0
+    result = json.loads((tmp_path / 'folds.json').read_text())
+    assert [f['fold'] for f in result['folds']] == [0, 1]
+    assert [f['cases'] for f in result['folds']] == [len(splits[0]['val']), len(splits[1]['val'])]
+    assert set(result['folds'][0]['dice']) == {'organ', 'lesion'}
+    stored = json.loads((plan_dir / 'plans.json').read_text())['postprocessing']
+    assert stored['keep_largest_component'] == result['postprocessing']['keep_largest_component']
+    # infer applies a stored decision: class 1 keeps one connected component
+    stored['keep_largest_component'] = [1]
+    plans = json.loads((plan_dir / 'plans.json').read_text())
+    plans['postprocessing'] = stored
+    (plan_dir / 'plans.json').write_text(json.dumps(plans))
+    assert main(['infer', config, ckpts[0], str(case), '--out', str(tmp_path / 'post'),
+                 '--device', 'cpu']) == 0
+    post = np.asarray(nib.load(tmp_path / 'post' / 'phantom_006_seg.nii.gz').dataobj)
+    from scipy import ndimage
+    assert ndimage.label(post == 1, np.ones((3, 3, 3)))[1] <= 1
     assert before == {p: p.stat().st_mtime_ns for p in data.rglob('*.nii.gz')}
 
 
