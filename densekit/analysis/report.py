@@ -258,12 +258,20 @@ def _metrics_table(stage: str, metrics: Dict[str, float]) -> str:
     return '<table class="metrics">' + ''.join(rows) + '</table>'
 
 
+# the curves worth a glance per stage (those the log has): the loss and the gated metric
+CURVE_KEYS = {'seg': ('loss', 'mIoU'), 'det': ('loss', 'coco/bbox_mAP_50'),
+              'sr': ('loss', 'psnr_y'), 'derain': ('loss', 'psnr'), 'medical': ('loss', 'dice')}
+
+
 def _curve(stage_dir: Path, stage: str) -> Tuple[Optional[bytes], str]:
     from densekit.analysis.curves import find_scalars, plot_curves, read_scalars
 
     try:
         series = read_scalars(find_scalars(stage_dir))
-        return plot_curves(series, title=f'{stage}: training curve'), ''
+        logged = set(series['train']) | set(series['val'])
+        keys = [k for k in CURVE_KEYS.get(stage, ()) if k in logged] or None
+        return plot_curves(series, keys, title=f'{stage}: training curve',
+                           panel_size=(5.0, 3.4)), ''
     except (OSError, ValueError) as err:
         return None, f'no training curve: {err}'
 
