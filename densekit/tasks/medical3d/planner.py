@@ -29,7 +29,8 @@ From a dataset fingerprint (:mod:`~.fingerprint`) the planner decides:
 * **STU-Net preset** (:func:`plan_dataset`): the largest of ``small`` / ``base`` / ``large``
   / ``huge`` that trains the initial patch at batch 2 inside the budget (``small`` with a
   smaller patch if none does); ``cpu=True`` plans the ``tiny`` CPU preset with at most
-  :data:`CPU_PATCH_VOXELS` voxels per patch.
+  :data:`CPU_PATCH_VOXELS` voxels per patch (shrunk by the same rule) and batch 2: on a CPU
+  the compute, not the memory, is the limit.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ __all__ = ['ANISO_THRESHOLD', 'FEATUREMAP_MIN_EDGE', 'CPU_PATCH_VOXELS', 'Topolo
 
 ANISO_THRESHOLD = 3.0
 FEATUREMAP_MIN_EDGE = 4
-CPU_PATCH_VOXELS = 64 ** 3
+CPU_PATCH_VOXELS = 48 ** 3  # the hand-written CPU configs' patch
 GPU_PRESETS = ('small', 'base', 'large', 'huge')
 USABLE_FRACTION = 0.85  # of the budget: CUDA context, cuDNN workspaces, fragmentation
 MIN_BATCH = 2
@@ -430,7 +431,7 @@ def plan_dataset(fingerprint: Dict[str, Any], gpu_memory_gb: Optional[float] = 8
     batch = int((usable - foot.state_bytes) // max(per_sample, 1.0))
     dataset_voxels = float(np.prod(median_shape)) * len(shapes)
     cap = int(round(dataset_voxels * DATASET_FRACTION / float(np.prod(patch))))
-    batch = max(min(batch, cap), MIN_BATCH)
+    batch = MIN_BATCH if cpu else max(min(batch, cap), MIN_BATCH)
     topo: Topology = choice['topology']
     return dict(
         target_spacing=list(spacing), anisotropic=anisotropic,
