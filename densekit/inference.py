@@ -429,6 +429,8 @@ def infer(config: Any, checkpoint: str, inputs: Sequence[str], out_dir: str,
     task = detect_task(cfg)
     if task not in HANDLERS:
         raise ValueError(f'no inference handler for task {task!r}; available: {sorted(HANDLERS)}')
+    if options.ensemble and task != 'medical':
+        raise ValueError(f'--ensemble is supported for medical configs, not task {task!r}')
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = build_model(cfg, checkpoint, device, strict=strict)
     handler = HANDLERS[task](cfg, model, options)

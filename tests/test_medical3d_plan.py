@@ -179,6 +179,30 @@ def phantom_sets(tmp_path_factory):
                              **small))
 
 
+def test_fingerprints_drive_the_rules(phantom_sets):
+    """Without the (slow) memory measurement: spacing, kernels and normalisation follow the
+    data."""
+    fps = {k: fingerprint_dataset(str(v), workers=2, progress=False)
+           for k, v in phantom_sets.items()}
+    rules = {}
+    for k, fp in fps.items():
+        spacing, aniso = target_spacing(fp['spacings'], fp['shapes_after_crop'])
+        topo = pool_and_conv_props(spacing, [16, 64, 64])
+        rules[k] = (spacing, aniso, topo, normalization_plan(fp))
+    assert not rules['mr'][1] and rules['mr'][2].conv_kernel_sizes[0] == [3, 3, 3]
+    assert rules['aniso'][1] and rules['aniso'][2].conv_kernel_sizes[0] == [1, 3, 3]
+    assert rules['aniso'][0][0] < np.median(np.array(fps['aniso']['spacings'])[:, 0])
+    assert [n['scheme'] for n in rules['ct'][3]] == ['ct']
+    assert [n['scheme'] for n in rules['mr'][3]] == ['zscore', 'zscore']
+    fp = fps['mr']
+    assert fp['case_ids'] == [f'phantom_{i:03d}' for i in range(5)]
+    counts = fp['class_voxel_counts']
+    assert set(counts) == {'background', 'organ', 'lesion'} and counts['lesion'] > 0
+    for spacing, shape, crop in zip(fp['spacings'], fp['shapes'], fp['shapes_after_crop']):
+        assert all(c <= n for c, n in zip(crop, shape)) and len(spacing) == 3
+    assert fp['files'] == 15 and fp['files_per_second'] > 0
+
+
 @pytest.mark.slow
 def test_plans_change_with_the_data(phantom_sets):
     fps = {k: fingerprint_dataset(str(v), workers=2, progress=False)
@@ -242,6 +266,23 @@ def test_bad_cases_are_reported_together_and_inputs_untouched(tmp_path):
     assert not (tmp_path / 'plan').exists()
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob('*.nii.gz')}
     assert before == after
+
+
+def test_fold_overrides(tmp_path):
+    splits = tmp_path / 'splits.json'
+    splits.write_text(json.dumps(make_splits([f'c{i}' for i in range(6)])))
+    ds = dict(type='MedicalVolumeDataset', data_root=str(tmp_path), splits_file=str(splits))
+    cfg = Config(dict(train_dataloader=dict(dataset=ds), val_dataloader=dict(dataset=ds),
+                      work_dir='work_dirs/x'))
+    opts, wd = fold_overrides(cfg, '3')
+    assert opts == {'train_dataloader.dataset.fold': 3, 'val_dataloader.dataset.fold': 3}
+    assert wd == 'work_dirs/x/fold_3'
+    opts, wd = fold_overrides(cfg, 'all', 'elsewhere')
+    assert opts == {'train_dataloader.dataset.split': 'all'} and wd == 'elsewhere'
+    with pytest.raises(ValueError, match="fold index or 'all'"):
+        fold_overrides(cfg, 'first')
+    with pytest.raises(ValueError, match='MedicalVolumeDataset'):
+        fold_overrides(Config(dict(train_dataloader=dict(dataset=dict(type='X')))), 0)
 
 
 def test_keep_largest_component_and_the_per_class_decision():

@@ -25,6 +25,7 @@ import zlib
 from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import nibabel as nib
 import numpy as np
 
 from densekit.tasks.medical3d.dataset import read_dataset_json
@@ -94,7 +95,6 @@ def case_fingerprint(job: Tuple[Dict[str, Any], int, int]) -> Dict[str, Any]:
             if len(values_fg) > FOREGROUND_SAMPLES:
                 values_fg = rng.choice(values_fg, FOREGROUND_SAMPLES, replace=False)
             samples.append(values_fg.astype(np.float32))
-        import nibabel as nib
         return dict(case_id=cid, error=None, spacing=[float(s) for s in spacing],
                     shape=[int(n) for n in image.shape[1:]],
                     shape_after_crop=[int(b.stop - b.start) for b in box],
