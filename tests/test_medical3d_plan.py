@@ -261,6 +261,13 @@ def test_bad_cases_are_reported_together_and_inputs_untouched(tmp_path):
     assert sorted(problems) == ['phantom_000', 'phantom_001', 'phantom_002']
     assert 'not found' in problems['phantom_000'] and '[7]' in problems['phantom_001']
     assert 'affine' in problems['phantom_002']
+    for name in ('phantom_002_0000', 'phantom_003_0000'):  # missing images: all named too
+        (root / 'imagesTr' / f'{name}.nii.gz').rename(tmp_path / f'{name}.nii.gz')
+    with pytest.raises(DatasetProblems) as err:
+        fingerprint_dataset(str(root), workers=1, progress=False)
+    assert sorted(err.value.problems) == ['phantom_002', 'phantom_003']
+    for name in ('phantom_002_0000', 'phantom_003_0000'):
+        (tmp_path / f'{name}.nii.gz').rename(root / 'imagesTr' / f'{name}.nii.gz')
     assert main(['plan', str(root), '--out', str(tmp_path / 'plan'), '--cpu',
                  '--no-progress']) == 2
     assert not (tmp_path / 'plan').exists()
@@ -394,6 +401,44 @@ def test_plan_train_folds_and_ensemble(tmp_path, monkeypatch):
     from scipy import ndimage
     assert ndimage.label(post == 1, np.ones((3, 3, 3)))[1] <= 1
     assert before == {p: p.stat().st_mtime_ns for p in data.rglob('*.nii.gz')}
+
+
+def test_ensemble_sees_windows_only_and_averages_softmax():
+    """Each member only ever gets window batches (no full-volume pass per model); labels are
+    the argmax of the averaged probabilities."""
+    from mmengine.registry import init_default_scope
+
+    from densekit.registry import MODELS
+    from densekit.tasks.medical3d.ensemble import predict_ensemble
+
+    init_default_scope('densekit')
+    cfg = dict(type='MedicalSegmentor',
+               backbone=dict(type='ResUNetEncoder', in_channels=1, arch='tiny', num_stages=3),
+               decode_head=dict(type='UNetDecoderHead', in_channels=[8, 16, 32], num_classes=3),
+               test_cfg=dict(roi_size=(16, 16, 16), overlap=0.5, mode='gaussian'))
+    models = []
+    seen = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = MODELS.build(cfg).eval()
+        original = model._predictor
+
+        def spy(x, original=original):
+            seen.append(tuple(x.shape[2:]))
+            return original(x)
+        model._predictor = spy
+        models.append(model)
+    volume = torch.randn(1, 20, 20, 16)  # 4 windows
+    prob = predict_ensemble(models, volume, labels=False)
+    labels = predict_ensemble(models, volume)
+    assert set(seen) == {(16, 16, 16)}
+    assert prob.shape == (3, 20, 20, 16)
+    assert torch.allclose(prob.sum(0), torch.ones(20, 20, 16), atol=1e-5)
+    top2 = prob.topk(2, 0).values
+    clear = top2[0] - top2[1] > 1e-4
+    assert (labels[clear] == prob.argmax(0)[clear].to(labels.dtype)).all()
+    with pytest.raises(ValueError, match='at least one'):
+        predict_ensemble([], volume)
 
 
 def test_cli_plan_help_is_light():
