@@ -137,13 +137,15 @@ def necks_suite(repeats: int = 5, quick: bool = False, only: Optional[str] = Non
                 extra={'GFLOP': f'{2 * 2048 ** 3 / 1e9:.1f}',
                        'GFLOP/s dk/peer': f'{ceiling:.0f}', '% of matmul dk/peer': '100'})]
     for case in _cases(quick):
-        if only is not None and only.lower() not in case.name.lower():
+        modes = [mode for mode in ('inference', 'train fwd+bwd')
+                 if only is None or only.lower() in f'{case.name} {mode}'.lower()]
+        if not modes:
             continue
         case.peer.eval()
         # the peer's forward work, counted once; a training step is ~3x (forward, grad of the
         # input, grad of the weights)
         forward_flops = _flops(_inference(case.peer, case.inputs))
-        for mode in ('inference', 'train fwd+bwd'):
+        for mode in modes:
             train = mode != 'inference'
             case.ours.train(train)
             case.peer.train(train)

@@ -52,9 +52,11 @@ def necks_bf16_suite(repeats: int = 5, quick: bool = False,
     """The ``necks`` cases under CPU bf16 autocast, densekit vs peer (``only``: case filter)."""
     rows: List[Row] = []
     for case in _cases(quick):
-        if only is not None and only.lower() not in case.name.lower():
+        modes = [mode for mode in ('inference', 'train fwd+bwd')
+                 if only is None or only.lower() in f'{case.name} bf16 {mode}'.lower()]
+        if not modes:
             continue
-        for mode in ('inference', 'train fwd+bwd'):
+        for mode in modes:
             name = f'{case.name} bf16 {mode}'
             train = mode != 'inference'
             case.ours.train(train)
