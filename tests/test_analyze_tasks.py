@@ -130,6 +130,7 @@ def test_analyze_medical_per_case_csv_agrees_with_the_metric(tmp_path: Path) -> 
     assert summary['hd95'] == pytest.approx(metrics['hd95'], rel=1e-6)
 
 
+@pytest.mark.slow  # ~12 s: trains EDSR 3 iterations, restores and evaluates twice
 def test_analyze_sr_per_image_psnr_and_crops(tmp_path: Path) -> None:
     from densekit.analysis.evaluate import analyze
     from densekit.apis import test

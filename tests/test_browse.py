@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
+from .cli_capture import run_cli
 from .conftest import REPO, SEG_CONFIG, tiny_seg_options
 
 CONFIGS = REPO / 'configs'
@@ -16,17 +17,16 @@ def _read(path: Path) -> np.ndarray:
     return cv2.imread(str(path))[..., ::-1]  # RGB
 
 
-def test_browse_seg_draws_labels_with_legend_and_augments(shapes_root: Path, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture) -> None:
+def test_browse_seg_draws_labels_with_legend_and_augments(shapes_root: Path,
+                                                          tmp_path: Path) -> None:
     from densekit.apis import parse_cfg_options
-    from densekit.cli import main
     from densekit.inference import class_palette
     from densekit.tasks.segmentation.synthetic import PALETTE
 
     options = tiny_seg_options(shapes_root)[:3]
-    assert main(['browse', str(SEG_CONFIG), '--out', str(tmp_path / 'a'), '--num', '3',
-                 '--seed', '1', '--cfg-options', *options]) == 0
-    assert 'browse: 3 pictures of train samples' in capsys.readouterr().out
+    code, out, _ = run_cli(['browse', str(SEG_CONFIG), '--out', str(tmp_path / 'a'), '--num',
+                            '3', '--seed', '1', '--cfg-options', *options])
+    assert code == 0 and 'browse: 3 pictures of train samples' in out
     pictures = sorted((tmp_path / 'a').glob('*.png'))
     assert [p.name[:4] for p in pictures] == ['000_', '001_', '002_']
     picture = _read(pictures[0])

@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from .cli_capture import run_cli
 from .conftest import REPO
 
 CPU_CONFIGS = sorted({str(p.relative_to(REPO)) for pattern in
@@ -19,7 +20,7 @@ CPU_CONFIGS = sorted({str(p.relative_to(REPO)) for pattern in
                       for p in REPO.glob(pattern)})
 
 
-def test_env_reports_versions_cpu_and_fast_paths(capsys: pytest.CaptureFixture) -> None:
+def test_env_reports_versions_cpu_and_fast_paths() -> None:
     import platform
 
     import mmengine
@@ -39,10 +40,9 @@ def test_env_reports_versions_cpu_and_fast_paths(capsys: pytest.CaptureFixture) 
     assert ('AVX2 yes' in text) == (' avx2' in flags)
     assert ('AVX-512 yes' in text) == (' avx512f' in flags)
     assert 'on: fpn_add; off: ' in text and 'tap_skip' in text.split('off: ')[1]
-    from densekit.cli import main
-
-    assert main(['env', '--json']) == 0
-    env = json.loads(capsys.readouterr().out)
+    code, out, _ = run_cli(['env', '--json'])
+    assert code == 0
+    env = json.loads(out)
     assert env['fast_paths']['enabled']['fpn_add'] is True
     assert env['torch']['torch_threads'] == torch.get_num_threads()
     expected = 'not installed' if importlib.util.find_spec('onnxruntime') is None else None
@@ -103,16 +103,15 @@ def _build(config: str) -> nn.Module:
     return MODELS.build(Config.fromfile(config).model)
 
 
-def test_flops_command_and_bad_shape(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from densekit.cli import main
-
+def test_flops_command_and_bad_shape(tmp_path: Path) -> None:
     config = str(REPO / 'configs/medical3d/resunet-tiny_1xb2-phantoms-48x48x48.py')
     out = tmp_path / 'flops.json'
-    assert main(['flops', config, '--shape', '16', '16', '16', '--depth', '1',
-                 '--json', str(out)]) == 0
-    text = capsys.readouterr().out
+    code, text, _ = run_cli(['flops', config, '--shape', '16', '16', '16', '--depth', '1',
+                             '--json', str(out)])
+    assert code == 0
     assert 'input [1, 2, 16, 16, 16]' in text and 'backbone' in text
     report = json.loads(out.read_text())
     assert report['total_flops'] > 0 and report['task'] == 'medical'
-    assert main(['flops', config, '--shape', '16', '16']) == 2
-    assert "shape=[16, 16] does not fit a 'medical' model: expected 3" in capsys.readouterr().err
+    code, _, err = run_cli(['flops', config, '--shape', '16', '16'])
+    assert code == 2
+    assert "shape=[16, 16] does not fit a 'medical' model: expected 3" in err

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from .cli_capture import run_cli
 from .conftest import REPO, SEG_CONFIG, tiny_seg_options
 
 
@@ -55,18 +56,16 @@ def test_tensorboard_event_file_holds_the_scalars(seg_run: Path) -> None:
             assert logged[step] == pytest.approx(record[tag], rel=1e-6), (tag, step)
 
 
-def test_plot_log_panels_train_and_val(seg_run: Path, tmp_path: Path,
-                                       capsys: pytest.CaptureFixture) -> None:
+def test_plot_log_panels_train_and_val(seg_run: Path, tmp_path: Path) -> None:
     from densekit.analysis.curves import read_scalars
-    from densekit.cli import main
 
     series = read_scalars(seg_run)
     assert [s for s, _ in series['train']['loss']] == [1, 2, 3, 4, 5, 6]
     assert [s for s, _ in series['val']['mIoU']] == [3, 6]
     assert len(series['train']['time']) == 6 and len(series['val']['time']) == 2  # kept apart
     out = tmp_path / 'curves.png'
-    assert main(['plot-log', str(seg_run), '--keys', 'loss', 'mIoU', 'time', '--out',
-                 str(out)]) == 0
+    assert run_cli(['plot-log', str(seg_run), '--keys', 'loss', 'mIoU', 'time', '--out',
+                    str(out)])[0] == 0
     picture = cv2.imread(str(out))
     assert picture.shape[:2] == (300, 1260)  # one row of three panels
     orange, blue = np.array([14, 127, 255]), np.array([180, 119, 31])  # BGR tab:orange/blue
@@ -75,11 +74,11 @@ def test_plot_log_panels_train_and_val(seg_run: Path, tmp_path: Path,
            for p in thirds]
     assert has == [[True, False], [False, True], [True, True]]  # loss | mIoU | time: both
     default = tmp_path / 'default.png'
-    assert main(['plot-log', str(seg_run), '--out', str(default)]) == 0
+    assert run_cli(['plot-log', str(seg_run), '--out', str(default)])[0] == 0
     assert cv2.imread(str(default)).shape[:2] == (600, 1260)  # loss, aAcc, mIoU, mAcc
-    assert main(['plot-log', str(seg_run), '--keys', 'los', '--out', str(default)]) == 2
-    assert "keys=['los'] are not in the log" in capsys.readouterr().err
-    assert main(['plot-log', str(tmp_path), '--out', str(default)]) == 2
+    code, _, err = run_cli(['plot-log', str(seg_run), '--keys', 'los', '--out', str(default)])
+    assert code == 2 and "keys=['los'] are not in the log" in err
+    assert run_cli(['plot-log', str(tmp_path), '--out', str(default)])[0] == 2
 
 
 def test_analyze_seg_confusion_matrix_matches_sklearn(seg_run: Path, shapes_root: Path,
