@@ -203,7 +203,7 @@ def _add_tool_parsers(sub: Any) -> None:
                                    'FlopAnalyzer) per module on one input of --shape.')
     p.add_argument('config', help='config file path')
     p.add_argument('--shape', type=int, nargs='+', metavar='N',
-                   help='input size: H W for images, D H W for volumes (default: the '
+                   help='input size: H W for images, H W D for volumes (default: the '
                         "config's crop / patch size)")
     p.add_argument('--depth', type=int, default=2,
                    help='depth of the module tree to list (default 2)')
@@ -361,7 +361,10 @@ def _run_tool(args: argparse.Namespace) -> int:
         print(json.dumps(env, indent=2) if args.json else format_env(env))
     elif args.command == 'flops':
         from densekit.analysis.flops import count_flops, format_report
-        report = count_flops(args.config, args.shape, max_depth=args.depth)
+        shape = args.shape
+        if shape is not None and len(shape) == 3:  # H W D on the command line -> (D, H, W)
+            shape = [shape[2], shape[0], shape[1]]
+        report = count_flops(args.config, shape, max_depth=args.depth)
         print(format_report(report))
         if args.json:
             from densekit.fileio import atomic_write_text

@@ -106,10 +106,10 @@ def _build(config: str) -> nn.Module:
 def test_flops_command_and_bad_shape(tmp_path: Path) -> None:
     config = str(REPO / 'configs/medical3d/resunet-tiny_1xb2-phantoms-48x48x48.py')
     out = tmp_path / 'flops.json'
-    code, text, _ = run_cli(['flops', config, '--shape', '16', '16', '16', '--depth', '1',
+    code, text, _ = run_cli(['flops', config, '--shape', '24', '32', '16', '--depth', '1',
                              '--json', str(out)])
     assert code == 0
-    assert 'input [1, 2, 16, 16, 16]' in text and 'backbone' in text
+    assert 'input [1, 2, 16, 24, 32]' in text and 'backbone' in text
     report = json.loads(out.read_text())
     assert report['total_flops'] > 0 and report['task'] == 'medical'
     code, _, err = run_cli(['flops', config, '--shape', '16', '16'])

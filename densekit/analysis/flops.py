@@ -58,7 +58,7 @@ def _check_shape(shape: Sequence[int], task: str) -> Tuple[int, ...]:
     dims = 3 if task == 'medical' else 2
     values = tuple(shape)
     if len(values) != dims or not all(isinstance(v, int) and v > 0 for v in values):
-        want = 'D H W' if dims == 3 else 'H W'
+        want = 'D H W; on the command line --shape H W D' if dims == 3 else 'H W'
         raise ValueError(f'shape={list(values)} does not fit a {task!r} model: expected {dims} '
                          f'positive integers ({want})')
     return values
