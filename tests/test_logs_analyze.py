@@ -116,6 +116,19 @@ def test_analyze_seg_confusion_matrix_matches_sklearn(seg_run: Path, shapes_root
     assert picture is not None and min(picture.shape[:2]) >= 400
 
 
+def test_analyze_loads_checkpoints_strictly(seg_run: Path, shapes_root: Path,
+                                            tmp_path: Path) -> None:
+    from densekit.analysis.evaluate import analyze
+    from densekit.apis import parse_cfg_options
+    from densekit.checkpoint import CheckpointMismatchError
+
+    options = parse_cfg_options([*tiny_seg_options(shapes_root), 'model.decode_head.channels=16'])
+    with pytest.raises(CheckpointMismatchError):
+        analyze(str(SEG_CONFIG), str(seg_run / 'iter_6.pth'), tmp_path, cfg_options=options)
+    with pytest.raises(ValueError, match="split='tset'"):
+        analyze(str(SEG_CONFIG), str(seg_run / 'iter_6.pth'), tmp_path, split='tset')
+
+
 def test_confusion_matrix_refuses_bad_values() -> None:
     from densekit.analysis.evaluate import confusion_matrix
 
