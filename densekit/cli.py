@@ -26,6 +26,11 @@ EPILOG = """examples:
   densekit plan data/Task01 --out plans/task01 --gpu-memory 24   # config from a dataset folder
   densekit train plans/task01/config.py --fold 0
   densekit check-data CONFIG --split val --out report.json  # every dataset problem at once
+  densekit browse CONFIG --out pics/ --num 8      # augmented training samples, drawn
+  densekit plot-log work_dirs/fpn --keys loss mIoU --out curves.png
+  densekit analyze CONFIG CKPT --out analysis/    # per-class / per-case / per-image numbers
+  densekit flops CONFIG --shape 512 512           # parameters and FLOPs per module
+  densekit env                                    # paste its output into bug reports
   tools/dist_train.sh CONFIG 2                    # torchrun, 2 processes (gloo on CPU)
 """
 
