@@ -388,7 +388,10 @@ def _fit(arch: str, spacing: Sequence[float], median_shape: Sequence[float], usa
             (max_voxels is None or np.prod(patch) <= max_voxels)
         if fits or all(p <= 2 * FEATUREMAP_MIN_EDGE for p in patch):
             break
-        patch, topo = _shrink(spacing, patch, median_shape, topo)
+        smaller, topo_smaller = _shrink(spacing, patch, median_shape, topo)
+        if smaller == patch:  # padding to the stride gave the same patch: cannot shrink
+            break
+        patch, topo = smaller, topo_smaller
         shrunk += 1
     return dict(arch=arch, patch=[int(p) for p in patch], topology=topo, network=network,
                 footprint=foot, shrunk=shrunk, fits=bool(fits))
