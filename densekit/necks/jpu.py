@@ -145,7 +145,8 @@ class JPU(PeerCheckpointMixin, BaseModule):
                                   for f in feats[1:]]
             feat = torch.cat(feats, dim=1)
             if fast:  # only the separable branches gain from it in training
-                concat = cat_phases([layer.forward_deferred(channels_last(feat))
+                feat = channels_last(feat)  # once: every branch keeps it for its backward
+                concat = cat_phases([layer.forward_deferred(feat)
                                      for layer in self.dilation_layers], size)
             else:
                 concat = torch.cat([layer(feat) for layer in self.dilation_layers], dim=1)
