@@ -40,6 +40,7 @@ from densekit.layers import (
     channels_last,
     conv_forward,
     empty_channels_last,
+    fold_conv_bn,
     is_channels_last,
     resize,
 )
@@ -244,11 +245,21 @@ class ASPP(PeerCheckpointMixin, BaseModule):
             pooled_map = resize(pooled, branches.shape[2:], mode=self.mode,
                                 align_corners=self.align_corners)
             return bottleneck(torch.cat([pooled_map, branches], dim=1))
-        weight, bias, folded = bottleneck.conv_params()
         c = self.channels
-        w_pool, w_rest = weight[:, :c], weight[:, c:]
-        if not torch.is_grad_enabled():
-            w_rest = w_rest.contiguous(memory_format=_layout_of(branches))
+        if torch.is_grad_enabled():
+            weight, bias, folded = bottleneck.conv_params()
+            w_pool, w_rest = weight[:, :c], weight[:, c:]
+        else:  # fold straight into the two parts (one pass, no full-size temporary)
+            conv, fmt = bottleneck.conv, _layout_of(branches)
+            folded = bottleneck.folds_norm(branches)
+            with torch.no_grad():
+                if folded:
+                    w_rest, bias = fold_conv_bn(conv.weight[:, c:], conv.bias, bottleneck.norm,
+                                                memory_format=fmt)
+                    w_pool = fold_conv_bn(conv.weight[:, :c], conv.bias, bottleneck.norm)[0]
+                else:
+                    w_rest, bias = conv.weight[:, c:].contiguous(memory_format=fmt), conv.bias
+                    w_pool = conv.weight[:, :c]
         y = conv_forward(bottleneck.conv, branches, w_rest, bias)
         term = constant_map_conv(pooled.flatten(1), w_pool, branches.shape[2:],
                                  bottleneck.conv.padding, bottleneck.conv.dilation)
