@@ -17,7 +17,7 @@ import torch
 
 from .conftest import REPO, SEG_CONFIG, tiny_seg_options
 
-BUDGET_S = 4.0
+BUDGET_S = 8.0
 SKEW_S = 2.5
 
 
@@ -47,7 +47,7 @@ def test_time_budget_ranks_stop_together_with_identical_weights(tmp_path: Path,
         "weight_decay=0.0, _delete_=True))\n"
         "custom_hooks = [\n"
         f"    dict(type='ClockSkewProbeHook', skew_s={SKEW_S}, skew_rank=1),\n"
-        f"    dict(type='densekit.TimeCosineLRHook', budget_s={BUDGET_S}, warmup_iters=2,\n"
+        f"    dict(type='densekit.TimeCosineLRHook', budget_s={BUDGET_S}, warmup_iters=0,\n"
         "         validate_at_end=False),\n"
         f"    dict(type='densekit.TimeBudgetHook', budget_s={BUDGET_S}),\n"
         "]\n")
@@ -60,11 +60,12 @@ def test_time_budget_ranks_stop_together_with_identical_weights(tmp_path: Path,
                               str(work), '--cfg-options', *options], env, timeout=300)
     assert res.returncode == 0, res.stderr[-4000:]
     ranks = [torch.load(work / f'probe_rank{r}.pth', weights_only=True) for r in (0, 1)]
-    # the budget, not max_iters, stopped the run, after more than a handful of iterations
-    assert 3 < ranks[0]['iter'] < 100000
+    # the budget, not max_iters, stopped the run (a busy machine may fit only a few iterations)
+    assert 2 <= ranks[0]['iter'] < 100000
     assert ranks[0]['iter'] == ranks[1]['iter'] == len(ranks[0]['lrs'])
     assert ranks[0]['lrs'] == ranks[1]['lrs']
-    # the schedule decayed over rank 0's budget: the last rate is well below the peak
+    # the schedule decayed over rank 0's budget: no warm-up, so the first rate is the peak and
+    # the last (set after more than half the budget) is well below it
     assert ranks[0]['lrs'][-1] < 0.5 * max(ranks[0]['lrs'])
     assert ranks[0]['params'].keys() == ranks[1]['params'].keys()
     for name, value in ranks[0]['params'].items():
