@@ -232,13 +232,21 @@ def test_plans_change_with_the_data(phantom_sets):
 
 
 @pytest.mark.slow
-def test_a_smaller_budget_gives_a_smaller_network_or_patch(phantom_sets):
-    fp = fingerprint_dataset(str(phantom_sets['mr']), workers=1, progress=False)
-    big = plan_dataset(fp, gpu_memory_gb=80)
-    small = plan_dataset(fp, gpu_memory_gb=2)
+def test_a_smaller_budget_gives_a_smaller_network_or_patch():
+    # 1 mm, 64^3 cases: the initial patch (64^3) pools 4 times, 5 preset stages are used
+    stats = dict(mean=0.0, std=1.0, median=0.0, min=-1.0, max=1.0, percentile_00_5=-1.0,
+                 percentile_99_5=1.0)
+    fp = dict(channel_names=['MR'], classes=['background', 'a', 'b'],
+              spacings=[[1.0, 1.0, 1.0]] * 20, shapes_after_crop=[[64, 64, 64]] * 20,
+              intensity=[dict(channel='MR', **stats)])
+    plans = {gb: plan_dataset(fp, gpu_memory_gb=gb) for gb in (80, 1)}
     order = ['small', 'base', 'large', 'huge']
-    assert order.index(big['network']['arch']) > order.index(small['network']['arch'])
-    assert small['memory']['estimated_gb'] <= 2 * 0.85
+    big, small = plans[80], plans[1]
+    assert big['network']['num_stages'] == 5
+    assert (order.index(big['network']['arch']) > order.index(small['network']['arch'])
+            or np.prod(big['patch_size']) > np.prod(small['patch_size']))
+    for gb, plan in plans.items():
+        assert plan['memory']['estimated_gb'] <= gb * 0.85
 
 
 def test_bad_cases_are_reported_together_and_inputs_untouched(tmp_path):
