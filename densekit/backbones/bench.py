@@ -128,6 +128,10 @@ def _measure(infer: nn.Module, train: nn.Module, x: torch.Tensor, repeats: int,
                                            m_train=None)
     if memory:
         out['m_inf'] = peak_memory_mb(f_inf)
+        # start from no gradients: otherwise freeing the last step's gradients inside the
+        # measured step is counted against its activations (the peak then reads near zero)
+        for p in train.parameters():
+            p.grad = None
         out['m_train'] = peak_memory_mb(f_train)
     return out
 
