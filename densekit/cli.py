@@ -23,9 +23,9 @@ EPILOG = """examples:
   densekit train CONFIG --resume                  # continue from work_dir/last_checkpoint
   densekit test CONFIG work_dirs/fpn/iter_800.pth --show-dir work_dirs/fpn/pictures
   densekit infer CONFIG CKPT 'photos/*.png' --out predictions/
+  densekit check-data CONFIG --split val --out report.json  # every dataset problem at once
   densekit plan data/Task01 --out plans/task01 --gpu-memory 24   # config from a dataset folder
   densekit train plans/task01/config.py --fold 0
-  densekit check-data CONFIG --split val --out report.json  # every dataset problem at once
   densekit browse CONFIG --out pics/ --num 8      # augmented training samples, drawn
   densekit plot-log work_dirs/fpn --keys loss mIoU --out curves.png
   densekit analyze CONFIG CKPT --out analysis/    # per-class / per-case / per-image numbers
