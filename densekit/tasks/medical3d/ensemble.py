@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
+from densekit.tasks.medical3d.segmentor import one_volume
 from densekit.tasks.medical3d.sliding_window import (
     sliding_window_inference,
     sliding_window_labels,
@@ -63,12 +64,8 @@ def predict_ensemble(models: Sequence[torch.nn.Module], volume: Tensor, labels: 
     """
     _check_members(models)
     lead = models[0]
-    spatial_dims = getattr(lead.backbone, 'spatial_dims', 3)
-    if volume.dim() == spatial_dims + 1:
-        volume = volume[None]
-    if volume.dim() != spatial_dims + 2 or volume.shape[0] != 1:
-        raise ValueError(f'predict_ensemble expects one volume (C, *spatial), got '
-                         f'{tuple(volume.shape)}')
+    volume = one_volume(volume, getattr(lead.backbone, 'spatial_dims', 3),
+                        'predict_ensemble')
     volume = volume.to(next(lead.parameters()).dtype)
     cfg = lead.test_cfg
     roi = lead._roi(volume.shape[2:])

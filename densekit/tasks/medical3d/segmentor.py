@@ -31,6 +31,20 @@ DEFAULT_TEST_CFG = dict(roi_size=None, sw_batch_size=1, overlap=0.5, mode='gauss
                         sigma_scale=0.125, mirror_axes=None, progress=False)
 
 
+def one_volume(volume: Tensor, spatial_dims: int, caller: str) -> Tensor:
+    """``volume`` as a batch of one, ``(1, C, *spatial)``; a ``(C, *spatial)`` input is unsqueezed.
+
+    Raises:
+        ValueError: ``volume`` is not one volume with ``spatial_dims`` spatial dimensions.
+    """
+    if volume.dim() == spatial_dims + 1:
+        volume = volume[None]
+    if volume.dim() != spatial_dims + 2 or volume.shape[0] != 1:
+        raise ValueError(f'{caller} expects one volume (C, *spatial) with {spatial_dims} '
+                         f'spatial dims, got {tuple(volume.shape)}')
+    return volume
+
+
 @MODELS.register_module()
 class MedicalDataPreprocessor(BaseDataPreprocessor):
     """Move a batch to the model's device; stack equally sized volumes into ``(N, C, *spatial)``.
@@ -133,13 +147,8 @@ class MedicalSegmentor(BaseModel):
             labels: Return labels ``(D, H, W)`` (uint8); else the blended logits
                 ``(num_classes, D, H, W)``.
         """
-        spatial_dims = getattr(self.backbone, 'spatial_dims', 3)
-        if volume.dim() == spatial_dims + 1:
-            volume = volume[None]
-        if volume.dim() != spatial_dims + 2 or volume.shape[0] != 1:
-            raise ValueError(f'predict_volume expects one volume (C, *spatial) with '
-                             f'{spatial_dims} spatial dims, got {tuple(volume.shape)}')
-        volume = volume.float()
+        volume = one_volume(volume, getattr(self.backbone, 'spatial_dims', 3),
+                            'predict_volume').float()
         cfg = self.test_cfg
         roi = self._roi(volume.shape[2:])
         was_training = self.training
