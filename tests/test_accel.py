@@ -151,7 +151,7 @@ def spies(monkeypatch):
     counter = {p: 0 for p in PATHS}
     monkeypatch.setattr(taps, 'SKIP_MIN_MACS', 0)
     patch = [
-        (accel_conv, 'conv_skip_padding', 'tap_skip'),
+        (accel_conv, 'conv_channels_last', 'tap_skip'),
         (accel_conv, 'conv_polyphase', 'polyphase'),
         (cna, 'conv_phases', 'polyphase'),
         (aspp_mod, 'channels_last', 'channels_last'),

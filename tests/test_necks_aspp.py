@@ -55,7 +55,7 @@ NECK_CASES = [
 @pytest.mark.parametrize('cfg', NECK_CASES, ids=['bn-deeplab', 'gn-separable', 'nonorm'])
 @pytest.mark.parametrize('batch, size', [(1, (97, 131)), (2, (33, 47)), (2, (12, 10))])
 def test_aspp_neck_matches_mmseg_aspp_part(cfg, batch, size, monkeypatch):
-    monkeypatch.setattr(taps, 'SKIP_MIN_MACS', 0)  # small test convs take the zone path too
+    monkeypatch.setattr(taps, 'SKIP_MIN_MACS', 0)  # small test convs take the tap-skipping path too
     cfg = dict(cfg)
     separable = cfg.pop('separable', False)
     peer = peer_head(separable, **cfg)

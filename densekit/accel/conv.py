@@ -5,14 +5,15 @@ conv with replaced weights) calls. It picks, per call and through :func:`~densek
 
 * ``polyphase``: dilated, same-padded depthwise convs on channels-last inputs run on polyphase
   components (:mod:`~densekit.accel.polyphase`);
-* ``tap_skip``: zero-padded convs whose taps mostly fall in the padding skip those taps
-  (:mod:`~densekit.accel.taps`; oneDNN's channels-last forward does it by itself);
+* ``tap_skip``: NCHW zero-padded convs whose taps mostly fall in the padding run on a
+  channels-last copy of the input, where oneDNN's kernels skip those taps in the forward and
+  the backward, and return NCHW (:func:`~densekit.accel.taps.sparse_tap_plan`; measured there);
 * otherwise (and on CUDA, under autocast, tracing, export, compile or with the switch off)
   the plain op.
 """
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -25,9 +26,9 @@ from densekit.accel.polyphase import (
     is_channels_last,
     is_same_padded,
 )
-from densekit.accel.taps import conv_skip_padding, skip_plan
+from densekit.accel.taps import sparse_tap_plan
 
-__all__ = ['conv_forward', 'is_plain_conv', 'polyphase_factors']
+__all__ = ['conv_forward', 'conv_channels_last', 'is_plain_conv', 'polyphase_factors']
 
 _CONV_FNS = {2: F.conv2d, 3: F.conv3d}
 
@@ -104,11 +105,18 @@ def _plain_conv(x: Tensor, weight: Tensor, bias: Optional[Tensor], conv: nn.Modu
         factors = polyphase_factors(conv, x, weight)
         if factors is not None:
             return conv_polyphase(x, weight, bias, factors, groups)
-        # oneDNN's channels-last forward skips padding taps by itself
-        if use('tap_skip', x, weight, bias) \
-                and not (is_channels_last(x) and not _needs_grad(x, weight)):
-            zones = skip_plan(x, weight, conv.stride, conv.padding, dilation, groups)
-            if zones is not None:
-                return conv_skip_padding(x, weight, bias, zones, conv.padding, dilation,
-                                         groups, out=out)
+        if use('tap_skip', x, weight, bias) and not is_channels_last(x) \
+                and sparse_tap_plan(x, weight, conv.stride, conv.padding, dilation, groups):
+            return conv_channels_last(x, weight, bias, conv.stride, conv.padding, dilation,
+                                      groups)
     return _CONV_FNS[x.dim() - 2](x, weight, bias, conv.stride, conv.padding, dilation, groups)
+
+
+def conv_channels_last(x: Tensor, weight: Tensor, bias: Optional[Tensor], stride: Any,
+                       padding: Any, dilation: Any, groups: int) -> Tensor:
+    """``F.conv2d`` / ``F.conv3d`` computed on a channels-last copy of ``x``, returned in
+    ``x``'s contiguous (NCHW / NCDHW) layout; autograd flows through both copies."""
+    fmt = torch.channels_last if x.dim() == 4 else torch.channels_last_3d
+    y = _CONV_FNS[x.dim() - 2](x.contiguous(memory_format=fmt), weight, bias, stride, padding,
+                               dilation, groups)
+    return y.contiguous()

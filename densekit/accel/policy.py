@@ -36,7 +36,8 @@ ENV_VAR = 'DENSEKIT_FAST_PATHS'
 PATHS: Dict[str, str] = {
     'fold_bn': 'BatchNorm (running statistics) folded into the preceding conv / linear',
     'inplace': 'activations, residual adds and concatenations written in place without autograd',
-    'tap_skip': 'zero-padded convs computed only over the taps that touch real input',
+    'tap_skip': 'zero-padded convs with most taps in the padding run on a channels-last copy, '
+                'where oneDNN skips those taps (forward and backward)',
     'polyphase': 'dilated depthwise convs on polyphase components (channels-last)',
     'channels_last': 'ASPP / JPU / conv weights run in channels-last memory order',
     'aspp_pool_bias': "ASPP's image-pool branch as a per-sample bias of the bottleneck conv",

@@ -1,14 +1,26 @@
-"""Zero-padded convolutions that skip the kernel taps landing entirely in the padding.
+"""Zero-padded convolutions whose kernel taps mostly land in the padding.
 
 A 3x3 convolution with dilation ``d`` and padding ``d`` on an ``L``-pixel axis multiplies
 zeros for ``2 * min(d, L)`` of its ``3 * L`` tap positions per axis. For ASPP-style rates
-(12 / 24 / 36 on a 64x64 map) that is 23 % / 44 % / 61 % of all multiply-adds. Along every axis
-the output splits into a few segments in which the set of in-bounds taps is constant, so the
-convolution is the union of a few smaller convolutions with sub-kernels and no padding, one per
-product of segments ("zone"). :func:`conv_skip_padding` computes exactly that, for 2D and 3D,
-forward and backward (the backward recomputes each zone's input crop, so only the input and the
-weight are kept for it). oneDNN's channels-last forward kernels already skip such taps, so for
-channels-last inputs only the backward is split.
+(12 / 24 / 36 on a 64x64 map) that is 23 % / 44 % / 61 % of all multiply-adds.
+
+Two ways to skip that work, both exact up to float summation order:
+
+* :func:`sparse_tap_plan` + oneDNN's channels-last kernels, which skip taps that fall
+  entirely in the padding, forward and backward. This is what the dispatcher's ``tap_skip``
+  path runs (:func:`~densekit.accel.conv.conv_forward`): an NCHW conv with at most
+  :data:`SPARSE_MAX_FRACTION` of its taps in bounds runs on a channels-last copy of its input
+  and returns NCHW. Measured on 2 AVX2 cores (``python tools/benchmark.py necks``): batch 2,
+  2048 -> 512 channels at 64x64, rate 36 (39 % of the taps in bounds): forward 349 ms against
+  521 ms plain, forward + backward 1.26-1.39 s against 1.84-1.93 s; 3D, 128 -> 64 channels at
+  24^3, rate 12 (30 %): 19 ms against 66 ms, forward + backward 92 ms against 182 ms. Rates with
+  more taps in bounds (2D rate 24, 56 %; 3D rate 6 at 16^3, 42 %) lose a little, hence the
+  threshold.
+* :func:`conv_skip_padding`, the same conv written as a union of smaller convs with
+  sub-kernels and no padding, one per "zone" of constant in-bounds taps (:func:`zone_plan`).
+  It runs on any layout and backend, but on oneDNN it is slower than the channels-last kernels
+  in every case above (forward 650 ms at rate 36, forward + backward 1.75-2.08 s), so the
+  dispatcher no longer uses it; it stays a public function for direct use.
 """
 from __future__ import annotations
 
@@ -25,13 +37,17 @@ from torch.autograd.function import once_differentiable
 from densekit.accel.polyphase import under_autocast
 
 __all__ = ['axis_segments', 'valid_tap_fraction', 'zone_plan', 'conv_skip_padding',
-           'SKIP_MIN_FRACTION', 'SKIP_MIN_MACS', 'ZONE_FORWARD_MAX_FRACTION']
+           'skip_plan', 'sparse_tap_plan', 'SKIP_MIN_FRACTION', 'SKIP_MIN_MACS',
+           'SPARSE_MAX_FRACTION', 'ZONE_FORWARD_MAX_FRACTION']
 
-# Use the zone decomposition only when it saves at least this fraction of the multiply-adds
-# of a conv worth at least SKIP_MIN_MACS; below that the extra crops and kernel launches cost
-# more than the skipped taps.
+# skip_plan: zones only when they save at least this fraction of the multiply-adds of a conv
+# worth at least SKIP_MIN_MACS; below that the extra crops and kernel launches cost more than
+# the skipped taps. SKIP_MIN_MACS also bounds sparse_tap_plan (the layout copies cost).
 SKIP_MIN_FRACTION = 0.12
 SKIP_MIN_MACS = 5e7
+# sparse_tap_plan: channels-last only when at most this fraction of the taps is in bounds
+# (measured, module docstring).
+SPARSE_MAX_FRACTION = 0.40
 # The backward always goes zone by zone; the NCHW forward only when at most this fraction of
 # the taps is in bounds (measured: rate 36 on 64x64 gains, rates 12 / 24 lose).
 ZONE_FORWARD_MAX_FRACTION = 0.45
@@ -103,21 +119,45 @@ def zone_plan(spatial: Tuple[int, ...], kernel: Tuple[int, ...], dilation: Tuple
     return tuple(zones)
 
 
-def skip_plan(x: Tensor, weight: Tensor, stride: Sequence[int], padding: Sequence[int],
-              dilation: Sequence[int], groups: int) -> Optional[Tuple[Zone, ...]]:
-    """The zone plan if skipping padding taps is worth it for this call, else ``None``."""
+def _eligible(x: Tensor, weight: Tensor, stride: Sequence[int], padding: Sequence[int],
+              groups: int) -> bool:
+    """A dense, stride-1, numerically zero-padded conv with a spatial kernel, big enough to
+    be worth a different algorithm, whose output is not empty."""
     kernel = tuple(weight.shape[2:])
     if (groups != 1 or any(s != 1 for s in stride) or all(k == 1 for k in kernel)
             or not all(isinstance(p, int) for p in padding)):
-        return None
+        return False
     spatial = tuple(x.shape[2:])
     macs = x.shape[0] * weight.shape[0] * weight[0].numel() * math.prod(spatial)
-    if macs < SKIP_MIN_MACS or any(sz + 2 * p - d * (k - 1) < 1
-           for sz, p, d, k in zip(spatial, padding, dilation, kernel)):
+    return macs >= SKIP_MIN_MACS
+
+
+def _valid(x: Tensor, weight: Tensor, padding: Sequence[int], dilation: Sequence[int]) -> bool:
+    return all(sz + 2 * p - d * (k - 1) >= 1 for sz, p, d, k
+               in zip(x.shape[2:], padding, dilation, weight.shape[2:]))
+
+
+def skip_plan(x: Tensor, weight: Tensor, stride: Sequence[int], padding: Sequence[int],
+              dilation: Sequence[int], groups: int) -> Optional[Tuple[Zone, ...]]:
+    """The zone plan for :func:`conv_skip_padding` if skipping padding taps saves at least
+    :data:`SKIP_MIN_FRACTION` of the work, else ``None``."""
+    if not (_eligible(x, weight, stride, padding, groups) and _valid(x, weight, padding, dilation)):
         return None
+    spatial, kernel = tuple(x.shape[2:]), tuple(weight.shape[2:])
     if valid_tap_fraction(spatial, kernel, dilation, padding) > 1.0 - SKIP_MIN_FRACTION:
         return None
     return zone_plan(spatial, kernel, tuple(dilation), tuple(padding))
+
+
+def sparse_tap_plan(x: Tensor, weight: Tensor, stride: Sequence[int], padding: Sequence[int],
+                    dilation: Sequence[int], groups: int) -> bool:
+    """Whether this conv has so few in-bounds taps (at most :data:`SPARSE_MAX_FRACTION`) that
+    oneDNN's channels-last kernels, which skip the rest, beat the plain NCHW conv even with
+    the two layout copies (see the module docstring for the measurements)."""
+    if not (_eligible(x, weight, stride, padding, groups) and _valid(x, weight, padding, dilation)):
+        return False
+    fraction = valid_tap_fraction(tuple(x.shape[2:]), tuple(weight.shape[2:]), dilation, padding)
+    return fraction <= SPARSE_MAX_FRACTION
 
 
 def _out_shape(x: Tensor, weight: Tensor, zones: Tuple[Zone, ...]) -> Tuple[int, ...]:

@@ -11,8 +11,9 @@ tracing / export / compile, switch on; otherwise the literal computation runs, a
 
 * ``channels_last``: inference runs channels-last, where oneDNN's forward kernels skip the
   taps of dilated convs that fall entirely in the zero padding - most of the work of rate
-  24/36 branches on 64x64 maps; training stays NCHW and splits those convs into zones of
-  in-bounds taps (``tap_skip``, :mod:`densekit.accel.taps`), forward and backward;
+  24/36 branches on 64x64 maps; training stays NCHW, and only the branches with at most 40 % of
+  their taps in bounds run on a channels-last copy (``tap_skip``, :mod:`densekit.accel.taps`),
+  where the same kernels skip them in the backward too;
 * ``aspp_pool_bias``: the image-pooling branch is constant over space, so its share of the
   bottleneck conv is a per-sample bias (exact at the borders) instead of ``channels`` more
   input channels;
