@@ -12,7 +12,9 @@ tracing, export and compile, and while the switch and ``fast_eval`` allow it):
 * ``fold_bn``: a BatchNorm using running statistics is folded into the conv weights
   (:func:`~densekit.layers.fold.fold_conv_bn`), recomputed from the current parameters on every
   call, so no edit of the weights (``.data``, EMA swaps, ``load_state_dict``, ``.to()``) can
-  leave it stale; :func:`fuse_model` makes the folding permanent (deploy);
+  leave it stale; only where the weight is smaller than the conv output
+  (:func:`~densekit.layers.fold.fold_pays`), else the BatchNorm runs on the output as usual;
+  :func:`fuse_model` makes the folding permanent (deploy);
 * ``channels_last``: the folded weight is written channels-last for a channels-last input;
 * ``inplace``: without autograd the activation runs in place on the fresh conv output;
 * ``tap_skip`` / ``polyphase``: the conv algorithm (:func:`~densekit.accel.conv.conv_forward`).
@@ -30,7 +32,7 @@ from densekit.accel import fast_paths, use
 from densekit.accel.conv import conv_forward, is_plain_conv, polyphase_factors
 from densekit.accel.polyphase import batch_to_space, conv_phases, is_channels_last
 from densekit.layers.factory import LayerFactory, as_tuple
-from densekit.layers.fold import can_fold, fold_conv_bn
+from densekit.layers.fold import can_fold, fold_conv_bn, fold_pays
 
 __all__ = ['ConvNormAct', 'SeparableConvNormAct', 'conv_forward', 'fuse_model']
 
@@ -150,8 +152,9 @@ class ConvNormAct(nn.Module):
         """Whether the next forward (on ``like``) folds the norm into the conv."""
         if not (self.fast_eval and can_fold(self.conv, self.norm)):
             return False
-        return use('fold_bn', like, self.conv.weight) if like is not None else \
-            use('fold_bn', self.conv.weight)
+        if like is None:
+            return use('fold_bn', self.conv.weight)
+        return use('fold_bn', like, self.conv.weight) and fold_pays(self.conv, like)
 
     def conv_params(self, like: Optional[Tensor] = None
                     ) -> Tuple[Optional[Tensor], Optional[Tensor], bool]:

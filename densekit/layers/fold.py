@@ -4,21 +4,23 @@ A BatchNorm that uses its running statistics is an affine map per output channel
 ``bn(conv(x, w, b)) == conv(x, w * s, (b - mean) * s + beta)`` with
 ``s = gamma / sqrt(running_var + eps)`` (the idea of "Efficient ConvBN Blocks",
 arXiv:2305.11624). :class:`~densekit.layers.ConvNormAct` applies it automatically whenever its
-BatchNorm is in eval mode (on CPU float32, see :mod:`densekit.accel`). The folded weights are
-computed from the current parameters on every call - one pass over the weights, against
-``H * W`` passes of the conv itself - so there is no cache that an edit could leave stale
+BatchNorm is in eval mode (on CPU float32, see :mod:`densekit.accel`) and the weight is
+smaller than the conv output (:func:`fold_pays`: the fold is one pass over the weight, the
+BatchNorm it replaces one pass over the output). The folded weights are computed from the
+current parameters on every call, so there is no cache that an edit could leave stale
 (``.data`` edits and mmengine's EMA swaps do not bump tensor versions); with gradients enabled
 the fold is differentiable, so frozen-BN fine-tuning works through it.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ['fold_conv_bn', 'fuse_conv_bn', 'can_fold', 'set_fast_eval']
+__all__ = ['fold_conv_bn', 'fuse_conv_bn', 'can_fold', 'fold_pays', 'set_fast_eval']
 
 
 def can_fold(conv: nn.Module, norm: Optional[nn.Module]) -> bool:
@@ -31,6 +33,33 @@ def can_fold(conv: nn.Module, norm: Optional[nn.Module]) -> bool:
     return (isinstance(conv, (nn.Conv2d, nn.Conv3d)) and isinstance(norm, _BatchNorm)
             and not norm.training and norm.running_mean is not None
             and norm.running_var is not None)
+
+
+def fold_pays(conv: nn.Module, like: Tensor) -> bool:
+    """Whether folding a BatchNorm into ``conv`` for input ``like`` costs less than applying it.
+
+    A per-call fold reads and writes the whole weight; an eval BatchNorm reads and writes the
+    conv output once. So fold only when the weight has at most as many elements as the output
+    (measured: NCHW convs of 512x2048x3x3 weights on 64x64 maps, batch 2, spent 17 ms per fold
+    against 4 ms per BatchNorm on the output), or when the input is channels-last and the weight
+    is not: the conv then rewrites the whole weight in channels-last order on every call anyway
+    (15 ms per weight there), and the fold is written straight in that order at no extra cost.
+
+    Example:
+        >>> fold_pays(nn.Conv2d(8, 8, 3), torch.zeros(1, 8, 32, 32))
+        True
+        >>> fold_pays(nn.Conv2d(2048, 512, 3, padding=1), torch.zeros(1, 2048, 8, 8))
+        False
+    """
+    weight = conv.weight
+    if like.dim() in (4, 5) and weight.dim() == like.dim() and weight.shape[1] > 1:
+        fmt = torch.channels_last if like.dim() == 4 else torch.channels_last_3d
+        if like.is_contiguous(memory_format=fmt) and not like.is_contiguous() \
+                and not weight.is_contiguous(memory_format=fmt):
+            return True  # the conv copies the weight to channels-last anyway; the fold rides along
+    stride = math.prod(getattr(conv, 'stride', (1,)))
+    out_numel = like.shape[0] * weight.shape[0] * math.prod(like.shape[2:]) // max(stride, 1)
+    return weight.numel() <= out_numel
 
 
 def fold_conv_bn(weight: Tensor, bias: Optional[Tensor], bn: _BatchNorm,
