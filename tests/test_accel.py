@@ -377,6 +377,27 @@ def test_bn_fold_follows_every_weight_change(edit):
     _check_fresh(block, x, before)
 
 
+@pytest.mark.parametrize('layout', ['nchw', 'channels_last'])
+def test_bn_fold_only_where_it_pays(layout, monkeypatch):
+    # a 3x3 conv of 64 -> 64 channels (36864 weights) on a 3x5 map (960 outputs): an NCHW
+    # input keeps the BatchNorm on the output; a channels-last one folds (the weight is
+    # rewritten channels-last by the conv anyway)
+    calls = {'fold': 0}
+    monkeypatch.setattr(cna, 'fold_conv_bn', _counting(cna.fold_conv_bn, calls, 'fold'))
+    block = randomize_norms_(ConvNormAct(2, 64, 64, 3, padding=1, norm_cfg='BN'), seed=3).eval()
+    x = torch.randn(1, 64, 3, 5)
+    if layout == 'channels_last':
+        x = x.contiguous(memory_format=torch.channels_last)
+    x64 = x.double()
+    with torch.no_grad():
+        out = block(x)
+        ref = float64_copy(block)(x64)
+        with fast_paths(False):
+            plain = block(x)
+    assert (calls['fold'] > 0) == (layout == 'channels_last')
+    assert_close_to_reference(out, plain, ref, what=f'eval ConvNormAct ({layout})')
+
+
 def test_bn_fold_under_mmengine_ema_hook(tmp_path):
     """A real short mmengine run with EMAHook: validation must score the EMA weights the hook
     swaps in with ``p.data.copy_`` (which bumps no tensor version)."""
