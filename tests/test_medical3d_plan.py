@@ -17,6 +17,7 @@ import densekit  # noqa: F401
 from densekit.cli import main
 from densekit.tasks.medical3d import generate_phantoms
 from densekit.tasks.medical3d.autoconfig import fold_overrides, make_splits
+from densekit.tasks.medical3d.dataset import MissingImages, read_dataset_json
 from densekit.tasks.medical3d.fingerprint import DatasetProblems, fingerprint_dataset
 from densekit.tasks.medical3d.planner import (
     initial_patch_size,
@@ -274,6 +275,10 @@ def test_bad_cases_are_reported_together_and_inputs_untouched(tmp_path):
     with pytest.raises(DatasetProblems) as err:
         fingerprint_dataset(str(root), workers=1, progress=False)
     assert sorted(err.value.problems) == ['phantom_002', 'phantom_003']
+    with pytest.raises(MissingImages) as missing:  # the dataset reader itself names both
+        read_dataset_json(str(root))
+    assert sorted(missing.value.missing) == ['phantom_002', 'phantom_003']
+    assert 'phantom_002_0000.nii.gz' in str(missing.value)
     for name in ('phantom_002_0000', 'phantom_003_0000'):
         (tmp_path / f'{name}.nii.gz').rename(root / 'imagesTr' / f'{name}.nii.gz')
     assert main(['plan', str(root), '--out', str(tmp_path / 'plan'), '--cpu',

@@ -35,9 +35,19 @@ from densekit.registry import DATASETS
 from densekit.tasks.medical3d.nifti import NIFTI_SUFFIXES, case_id, channel_files, read_case
 from densekit.tasks.medical3d.preprocess import Preprocessor
 
-__all__ = ['MedicalVolumeDataset', 'read_dataset_json']
+__all__ = ['MedicalVolumeDataset', 'MissingImages', 'read_dataset_json']
 
 MAX_FG_LOCATIONS = 10000
+
+
+class MissingImages(FileNotFoundError):
+    """Training-list images of a ``dataset.json`` that exist neither as a file nor as ``_0000``
+    channel files, all of them (``missing``: case id -> reason)."""
+
+    def __init__(self, path: str, missing: Dict[str, str]) -> None:
+        self.missing = dict(missing)
+        lines = '\n'.join(f'  {reason}' for _, reason in sorted(self.missing.items()))
+        super().__init__(f'{path}: {len(self.missing)} image(s) not found:\n{lines}')
 
 
 def read_dataset_json(data_root: str) -> Dict[str, Any]:
@@ -67,6 +77,7 @@ def read_dataset_json(data_root: str) -> Dict[str, Any]:
     cases = []
     entries = meta.get('training')
     if entries:
+        missing: Dict[str, str] = {}
         for entry in entries:
             image = osp.normpath(osp.join(data_root, entry['image']))
             label = osp.normpath(osp.join(data_root, entry['label']))
@@ -77,9 +88,13 @@ def read_dataset_json(data_root: str) -> Dict[str, Any]:
                 paths = channel_files(f'{stem}_0000{ending}') \
                     if osp.isfile(f'{stem}_0000{ending}') else []
             if not paths:
-                raise FileNotFoundError(f'{path}: image {entry["image"]} of the training list '
-                                        f'not found (nor as {osp.basename(stem)}_0000{ending})')
+                missing[osp.basename(stem)] = (f'image {entry["image"]} of the training list '
+                                               f'not found (nor as {osp.basename(stem)}_0000'
+                                               f'{ending})')
+                continue
             cases.append(dict(case_id=case_id(paths[0]), image_paths=paths, label_path=label))
+        if missing:
+            raise MissingImages(path, missing)
     else:
         folder = osp.join(data_root, 'imagesTr')
         seen = set()

@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import nibabel as nib
 import numpy as np
 
-from densekit.tasks.medical3d.dataset import read_dataset_json
+from densekit.tasks.medical3d.dataset import MissingImages, read_dataset_json
 from densekit.tasks.medical3d.nifti import read_case
 from densekit.tasks.medical3d.preprocess import to_canonical, voxel_spacing
 
@@ -118,26 +118,6 @@ def intensity_statistics(values: np.ndarray) -> Dict[str, float]:
                 max=float(values.max()), percentile_00_5=float(lo), percentile_99_5=float(hi))
 
 
-def _missing_images(data_root: str) -> Dict[str, str]:
-    """Training-list entries whose image exists neither as a file nor as ``_0000`` channels."""
-    import json
-
-    try:
-        with open(osp.join(data_root, 'dataset.json')) as f:
-            meta = json.load(f)
-    except (OSError, ValueError):
-        return {}
-    ending = meta.get('file_ending', '.nii.gz')
-    out = {}
-    for entry in meta.get('training') or []:
-        image = osp.normpath(osp.join(data_root, str(entry.get('image', ''))))
-        stem = image[:-len(ending)] if image.endswith(ending) else image
-        if not osp.isfile(image) and not osp.isfile(f'{stem}_0000{ending}'):
-            out[osp.basename(stem)] = f'image {entry.get("image")} not found (nor as ' \
-                                      f'{osp.basename(stem)}_0000{ending})'
-    return out
-
-
 def fingerprint_dataset(data_root: str, workers: Optional[int] = None, progress: bool = True,
                         case_ids: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Fingerprint of the training cases of ``data_root`` (see the module docstring).
@@ -163,11 +143,8 @@ def fingerprint_dataset(data_root: str, workers: Optional[int] = None, progress:
 
     try:
         info = read_dataset_json(data_root)
-    except FileNotFoundError as err:
-        missing = _missing_images(data_root)
-        if missing:  # every missing image of the training list, not only the first
-            raise DatasetProblems(data_root, missing) from err
-        raise
+    except MissingImages as err:  # every missing image of the training list, in one report
+        raise DatasetProblems(data_root, err.missing) from err
     channels, classes = info['channel_names'], info['classes']
     cases = sorted(info['cases'], key=lambda c: c['case_id'])
     if case_ids is not None:
