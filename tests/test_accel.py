@@ -4,6 +4,7 @@ variable, set_fast_eval) turning every fast path off, and the bugs the execution
 from __future__ import annotations
 
 import copy
+import math
 import os
 import subprocess
 import sys
@@ -526,3 +527,36 @@ def test_fast_path_functions_differentiate_under_autocast(fn):
         grads.append(torch.autograd.grad(y.float().square().sum(), (x, w, b)))
     for g, r in zip(*grads):
         torch.testing.assert_close(g, r, rtol=3e-2, atol=3e-2 * float(r.abs().max()))
+
+
+def test_sparse_tap_convs_take_channels_last_and_match_float64(monkeypatch):
+    # the benchmark's single-conv rows (quick: channels / 8): rate 36 on 64x64 (39 % of the taps
+    # in bounds) and the 3D rate-12 conv (30 %) run on a channels-last copy; rate 24 (56 %)
+    # stays plain. Forward and both gradients against float64.
+    from densekit.necks.bench import _conv_cases
+
+    calls = {'cl': 0}
+    monkeypatch.setattr(accel_conv, 'conv_channels_last',
+                        _counting(accel_conv.conv_channels_last, calls, 'cl'))
+    for case in _conv_cases(quick=True):
+        conv = case.ours.conv
+        x = case.inputs[0].clone().requires_grad_()
+        before = calls['cl']
+        out = case.ours([x])
+        sparse = taps.sparse_tap_plan(x, conv.weight, conv.stride, conv.padding,
+                                      conv.dilation, conv.groups)
+        assert (calls['cl'] > before) == sparse == ('rate 24' not in case.name), case.name
+        assert out.is_contiguous(), case.name  # NCHW / NCDHW back, as torch's conv returns
+        grad = torch.randn_like(out)
+        gx, gw = torch.autograd.grad(out, (x, conv.weight), grad)
+        x_plain = case.inputs[0].clone().requires_grad_()
+        plain = case.peer([x_plain])
+        px, pw = torch.autograd.grad(plain, (x_plain, case.peer.conv.weight), grad)
+        peer64 = float64_copy(case.peer)
+        x64 = case.inputs[0].double().requires_grad_()
+        ref = peer64([x64])
+        rx, rw = torch.autograd.grad(ref, (x64, peer64.conv.weight), grad.double())
+        assert_close_to_reference(out, plain, ref, what=f'{case.name} forward')
+        assert_close_to_reference(gx, px, rx, what=f'{case.name} input grad')
+        terms = x.shape[0] * math.prod(out.shape[2:])
+        assert_close_to_reference(gw, pw, rw, terms=terms, what=f'{case.name} weight grad')

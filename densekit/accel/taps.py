@@ -10,17 +10,19 @@ Two ways to skip that work, both exact up to float summation order:
   entirely in the padding, forward and backward. This is what the dispatcher's ``tap_skip``
   path runs (:func:`~densekit.accel.conv.conv_forward`): an NCHW conv with at most
   :data:`SPARSE_MAX_FRACTION` of its taps in bounds runs on a channels-last copy of its input
-  and returns NCHW. Measured on 2 AVX2 cores (``python tools/benchmark.py necks``): batch 2,
-  2048 -> 512 channels at 64x64, rate 36 (39 % of the taps in bounds): forward 349 ms against
-  521 ms plain, forward + backward 1.26-1.39 s against 1.84-1.93 s; 3D, 128 -> 64 channels at
-  24^3, rate 12 (30 %): 19 ms against 66 ms, forward + backward 92 ms against 182 ms. Rates with
-  more taps in bounds (2D rate 24, 56 %; 3D rate 6 at 16^3, 42 %) lose a little, hence the
-  threshold.
+  and returns NCHW. Measured on 2 AVX2 cores (``python tools/benchmark.py necks --only conv``,
+  batch 2, against torch's own conv): 2048 -> 512 channels at 64x64, rate 36 (39 % of the taps
+  in bounds): 0.67 of torch's time in inference, 0.72 for forward + backward (the input's
+  channels-last copy costs 64 MiB of peak memory in inference); 3D, 128 -> 64 at 24^3, rate 12
+  (30 %): 0.28 and 0.59. Rates with more taps in bounds lost in one-conv timings (2D rate 24,
+  56 %: forward + backward 1.43-1.52 s against 1.27-1.43 s; 3D rate 6 at 16^3, 42 %: forward
+  31 ms against 24 ms), hence the threshold; they run the plain conv (rate 24 row: 1.01).
 * :func:`conv_skip_padding`, the same conv written as a union of smaller convs with
   sub-kernels and no padding, one per "zone" of constant in-bounds taps (:func:`zone_plan`).
-  It runs on any layout and backend, but on oneDNN it is slower than the channels-last kernels
-  in every case above (forward 650 ms at rate 36, forward + backward 1.75-2.08 s), so the
-  dispatcher no longer uses it; it stays a public function for direct use.
+  It runs on any layout and backend, but on oneDNN it was slower than the channels-last kernels
+  in every case timed (rate 36: forward 650 ms against 349 ms, forward + backward 1.75-2.08 s
+  against 1.26-1.39 s), so the dispatcher no longer uses it; it stays a public function for
+  direct use.
 """
 from __future__ import annotations
 

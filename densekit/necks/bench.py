@@ -1,5 +1,7 @@
 """``densekit bench necks``: densekit FPN / JPU / ASPPHead against mmdet FPN / mmseg JPU / mmseg
-ASPPHead in one process, with identical weights and inputs.
+ASPPHead in one process, with identical weights and inputs; and single sparse-tap dilated convs
+(ASPP's rates on its map size, 2D and 3D) through densekit's conv dispatcher against torch's
+own conv, the measurement behind :data:`densekit.accel.taps.SPARSE_MAX_FRACTION`.
 
 For each neck two rows: inference (eval, ``torch.inference_mode``, densekit's fast path) and a
 training step (train mode, forward + backward of the summed outputs, inputs requiring grad as
@@ -64,6 +66,43 @@ def _pair(ours: nn.Module, peer: nn.Module) -> Tuple[nn.Module, nn.Module]:
     return ours, peer
 
 
+class _OneConv(nn.Module):
+    """One zero-padded conv of the first map of a list, through densekit's conv dispatcher
+    (``dispatch=True``: :func:`~densekit.accel.conv.conv_forward`) or torch's own module call."""
+
+    def __init__(self, dispatch: bool, spatial_dims: int, cin: int, cout: int,
+                 dilation: int) -> None:
+        super().__init__()
+        conv = nn.Conv2d if spatial_dims == 2 else nn.Conv3d
+        self.conv = conv(cin, cout, 3, padding=dilation, dilation=dilation, bias=False)
+        self.dispatch = dispatch
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tensor:
+        if self.dispatch:
+            from densekit.accel.conv import conv_forward
+            return conv_forward(self.conv, inputs[0])
+        return self.conv(inputs[0])
+
+
+def _conv_cases(quick: bool) -> List[_Case]:
+    """Sparse-tap convs (densekit's ``tap_skip`` dispatch vs torch): 2D 2048 -> 512 at 64x64
+    with rates 36 (39 % of the taps in bounds) and 24 (56 %), 3D 128 -> 64 at 24^3 with rate 12
+    (30 %); quick: channels / 8 (the same maps, so the same fractions of taps in bounds)."""
+    cases = []
+    div = 8 if quick else 1
+    for dims, cin, cout, side, rate in ((2, 2048, 512, 64, 36), (2, 2048, 512, 64, 24),
+                                        (3, 128, 64, 24, 12)):
+        ours = _OneConv(True, dims, cin // div, cout // div, rate)
+        peer = _OneConv(False, dims, cin // div, cout // div, rate)
+        peer.load_state_dict(ours.state_dict())
+        gen = torch.Generator().manual_seed(0)
+        x = torch.randn(2, cin // div, *(side,) * dims, generator=gen)
+        size = 'x'.join([str(side)] * dims)
+        cases.append(_Case(f'conv {cin // div}->{cout // div} 3x3 rate {rate} {size} (torch)',
+                           ours, peer, [x]))
+    return cases
+
+
 def _cases(quick: bool) -> List[_Case]:
     from mmdet.models.necks import FPN as MMDetFPN
     from mmseg.models.decode_heads import ASPPHead as MMSegASPPHead
@@ -95,7 +134,7 @@ def _cases(quick: bool) -> List[_Case]:
     x = torch.randn(batch, 2048 // div, side, side, generator=gen)
     cases.append(_Case(f'ASPPHead {side}x{side} (mmseg)',
                        *_pair(ASPPHead(**cfg), MMSegASPPHead(**cfg)), [x]))
-    return cases
+    return cases + _conv_cases(quick)
 
 
 def _as_list(out: object) -> List[Tensor]:
