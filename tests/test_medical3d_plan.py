@@ -278,7 +278,7 @@ def test_bad_cases_are_reported_together_and_inputs_untouched(tmp_path):
     with pytest.raises(MissingImages) as missing:  # the dataset reader itself names both
         read_dataset_json(str(root))
     assert sorted(missing.value.missing) == ['phantom_002', 'phantom_003']
-    assert 'phantom_002_0000.nii.gz' in str(missing.value)
+    assert 'phantom_002_0000.nii.gz' in str(missing.value) and '\n' not in str(missing.value)
     for name in ('phantom_002_0000', 'phantom_003_0000'):
         (tmp_path / f'{name}.nii.gz').rename(root / 'imagesTr' / f'{name}.nii.gz')
     assert main(['plan', str(root), '--out', str(tmp_path / 'plan'), '--cpu',

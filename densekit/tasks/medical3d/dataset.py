@@ -42,12 +42,12 @@ MAX_FG_LOCATIONS = 10000
 
 class MissingImages(FileNotFoundError):
     """Training-list images of a ``dataset.json`` that exist neither as a file nor as ``_0000``
-    channel files, all of them (``missing``: case id -> reason)."""
+    channel files, all of them (``missing``: case id -> reason), in a one-line message."""
 
     def __init__(self, path: str, missing: Dict[str, str]) -> None:
         self.missing = dict(missing)
-        lines = '\n'.join(f'  {reason}' for _, reason in sorted(self.missing.items()))
-        super().__init__(f'{path}: {len(self.missing)} image(s) not found:\n{lines}')
+        reasons = '; '.join(reason for _, reason in sorted(self.missing.items()))
+        super().__init__(f'{path}: {len(self.missing)} image(s) not found: {reasons}')
 
 
 def read_dataset_json(data_root: str) -> Dict[str, Any]:
