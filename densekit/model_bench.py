@@ -19,11 +19,14 @@ randomised). Rows, at batch 1 and 2:
   and, for RetinaNet, NMS included).
 
 Time is the median of ``repeats`` alternating runs after one warm-up. **Where the time goes**:
-hooks on the backbone record, in the same timed runs, how long its forward took and (training)
-how long the backward took from the moment the gradients reached the backbone's outputs. The
-rest of the step is the neck, the heads and the loss (or post-processing), and the table gives
-its time for both models and their ratio: with a ResNet-50 most of each step is the backbone,
-which both models share, so the whole-model ratio is bounded by the backbone's share.
+hooks on the backbone and the neck record, in the same timed runs, how long each forward took
+and (training) how long each backward took, from the moment the last gradient reached the
+module's outputs (until the backward ended for the backbone, until the last gradient reached
+the neck's inputs for the neck; an estimate where the head's and the neck's backward overlap).
+The rest of the step is the neck, the heads and the loss (or post-processing), and the table
+gives its time for both models and their ratio, and the neck's own: with a ResNet-50 most of
+each step is the backbone, which both models share, so the whole-model ratio is bounded by the
+backbone's share.
 
 ``quick`` runs each model at 1/8 width on small images, to check that the code runs.
 """
@@ -186,40 +189,74 @@ def _samples(case: ModelCase, batch: int, image: Tuple[int, int],
 
 
 @dataclass
-class _Split:
-    """Backbone time per step, from hooks (forward; backward after grads reach its outputs)."""
+class _ModuleClock:
+    """Forward time of one module per step, and when the gradients reached its outputs."""
 
-    backbone_s: List[float] = field(default_factory=list)
-    total_s: List[float] = field(default_factory=list)
-    _fwd_start: float = 0.0
-    _fwd: float = 0.0
-    _grad_seen: List[float] = field(default_factory=list)
+    forward_s: float = 0.0
+    grads_at: List[float] = field(default_factory=list)
+    _start: float = 0.0
 
-    def attach(self, backbone: nn.Module) -> list:
-        """Hook ``backbone``; returns the hook handles."""
+    def attach(self, module: nn.Module) -> list:
+        """Hook ``module``; returns the hook handles."""
         def pre(module: nn.Module, args: Any) -> None:
-            self._fwd_start = time.perf_counter()
+            self._start = time.perf_counter()
 
         def post(module: nn.Module, args: Any, out: Any) -> None:
-            self._fwd += time.perf_counter() - self._fwd_start
+            self.forward_s += time.perf_counter() - self._start
             for t in (out if isinstance(out, (list, tuple)) else [out]):
                 if isinstance(t, Tensor) and t.requires_grad:
                     t.register_hook(self._on_grad)
 
-        return [backbone.register_forward_pre_hook(pre), backbone.register_forward_hook(post)]
+        return [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
 
     def _on_grad(self, grad: Tensor) -> None:
-        self._grad_seen.append(time.perf_counter())
+        self.grads_at.append(time.perf_counter())
+
+    def reset(self) -> None:
+        self.forward_s, self.grads_at = 0.0, []
+
+
+@dataclass
+class _Split:
+    """Backbone and neck time per step, from hooks.
+
+    Backbone: its forward, plus its backward from the moment the last gradient reached its
+    outputs until the backward ended. Neck: its forward, plus its backward from the moment
+    the last gradient reached its outputs until the last one reached its inputs (the
+    backbone's outputs).
+    """
+
+    backbone_s: List[float] = field(default_factory=list)
+    neck_s: List[float] = field(default_factory=list)
+    total_s: List[float] = field(default_factory=list)
+    backbone: _ModuleClock = field(default_factory=_ModuleClock)
+    neck: Optional[_ModuleClock] = None
+
+    def attach(self, model: nn.Module) -> list:
+        """Hook ``model.backbone`` (and ``model.neck`` where there is one)."""
+        handles = self.backbone.attach(model.backbone)
+        if getattr(model, 'neck', None) is not None:
+            self.neck = _ModuleClock()
+            handles += self.neck.attach(model.neck)
+        return handles
 
     def begin(self) -> float:
-        self._fwd, self._grad_seen = 0.0, []
+        self.backbone.reset()
+        if self.neck is not None:
+            self.neck.reset()
         return time.perf_counter()
 
     def end(self, start: float, backward_end: Optional[float] = None) -> None:
-        backbone = self._fwd
-        if backward_end is not None and self._grad_seen:
-            backbone += backward_end - max(self._grad_seen)
-        self.backbone_s.append(backbone)
+        backbone, neck = self.backbone, self.neck
+        backbone_s = backbone.forward_s
+        if backward_end is not None and backbone.grads_at:
+            backbone_s += backward_end - max(backbone.grads_at)
+        self.backbone_s.append(backbone_s)
+        if neck is not None:
+            neck_s = neck.forward_s
+            if backward_end is not None and neck.grads_at and backbone.grads_at:
+                neck_s += max(backbone.grads_at) - max(neck.grads_at)
+            self.neck_s.append(neck_s)
         self.total_s.append(time.perf_counter() - start)
 
 
@@ -280,7 +317,7 @@ def models_suite(repeats: int = 5, quick: bool = False, only: Optional[str] = No
             handles = []
             for model, split in zip((ours, peer), splits):
                 model.train(train)  # mmdet's ResNet keeps its frozen stages / norm_eval
-                handles += split.attach(model.backbone)
+                handles += split.attach(model)
                 make = _train_fn if train else _infer_fn
                 fns.append(make(model, inputs, samples, split))
             try:
@@ -297,17 +334,26 @@ def models_suite(repeats: int = 5, quick: bool = False, only: Optional[str] = No
                     handle.remove()
                 continue
             # the timed runs are entries 1..repeats (after the warm-up)
-            timed = [(statistics.median(s.backbone_s[1:1 + repeats]),
-                      statistics.median(s.total_s[1:1 + repeats])) for s in splits]
-            rest = [total - backbone for backbone, total in timed]
+            def timed(values: List[float]) -> float:
+                return statistics.median(values[1:1 + repeats])
+
+            backbone = [timed(s.backbone_s) for s in splits]
+            total = [timed(s.total_s) for s in splits]
+            rest = [t - b for b, t in zip(backbone, total)]
             extra = {
                 'status': 'ok',
-                'backbone share dk/peer': f'{timed[0][0] / timed[0][1]:.0%}/'
-                                          f'{timed[1][0] / timed[1][1]:.0%}',
+                'backbone share dk/peer': f'{backbone[0] / total[0]:.0%}/'
+                                          f'{backbone[1] / total[1]:.0%}',
                 # neck, heads, loss and SGD step (train) or post-processing (inference)
                 'rest s dk/peer': f'{rest[0]:.3f}/{rest[1]:.3f}',
                 'rest ratio': f'{rest[0] / rest[1]:.2f}' if rest[1] > 0 else '-',
+                'neck s dk/peer': '-',
+                'neck ratio': '-',
             }
+            if all(s.neck_s for s in splits):
+                neck = [timed(s.neck_s) for s in splits]
+                extra['neck s dk/peer'] = f'{neck[0]:.3f}/{neck[1]:.3f}'
+                extra['neck ratio'] = f'{neck[0] / neck[1]:.2f}' if neck[1] > 0 else '-'
             rows.append(result.row(names[(batch, mode)], extra=extra))
             print(f'{names[(batch, mode)]}: ratio {rows[-1].ratio:.2f} '
                   f'(rest {extra["rest ratio"]})', flush=True)

@@ -71,6 +71,12 @@ def _check_model_rows(rows: List[Row], count: int) -> None:
         assert row.densekit_s > 0 and row.peer_s > 0 and row.densekit_mem_mb > 0
         shares = [float(v.rstrip('%')) for v in row.extra['backbone share dk/peer'].split('/')]
         assert all(0 < s <= 100 for s in shares), row
+        if 'DeepLabV3' in row.case:  # no neck
+            assert row.extra['neck s dk/peer'] == '-', row
+        else:  # the neck's time is part of the rest of the step
+            necks = [float(v) for v in row.extra['neck s dk/peer'].split('/')]
+            rests = [float(v) for v in row.extra['rest s dk/peer'].split('/')]
+            assert all(0 < n <= r for n, r in zip(necks, rests)), row
 
 
 def test_models_suite_quick_semantic_fpn_rows_run() -> None:
