@@ -93,6 +93,7 @@ class UniRepLKNetBlock(nn.Module):
         use_se: Channel squeeze-excitation after the depthwise conv.
         use_grn: GRN inside the FFN.
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, spatial_dims: int, dim: int, kernel_size: int, drop_path: float = 0.0,
                  layer_scale: Optional[float] = 1e-6, ffn_ratio: int = 4, use_se: bool = True,
@@ -173,6 +174,7 @@ class UniRepLKNet(PyramidBackbone):
     Raises:
         ValueError: an unknown ``arch`` (naming it and the valid ones) or bad arguments.
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     deploy_units = (UniRepLKNetBlock,)  # switch_to_deploy() (PyramidBackbone) merges these
     arch_settings = {

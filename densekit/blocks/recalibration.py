@@ -45,6 +45,7 @@ class ChannelSE(nn.Module):
         >>> ChannelSE(3, 8)(torch.rand(1, 8, 4, 5, 6)).shape
         torch.Size([1, 8, 4, 5, 6])
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, spatial_dims: int, channels: int, reduction: int = 4,
                  hidden_channels: int | None = None) -> None:

@@ -104,6 +104,7 @@ class DilatedReparamBlock(nn.Module):
         >>> torch.allclose(block.switch_to_deploy()(x), y, atol=1e-5)
         True
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, spatial_dims: int, channels: int, kernel_size: int,
                  kernel_sizes: Optional[Sequence[int]] = None,

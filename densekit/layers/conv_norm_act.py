@@ -78,6 +78,7 @@ class ConvNormAct(nn.Module):
         >>> sorted(block.state_dict())[:2]
         ['bn.bias', 'bn.num_batches_tracked']
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     _abbr_ = 'conv_block'
 

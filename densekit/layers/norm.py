@@ -22,6 +22,7 @@ class ChannelLayerNorm(nn.LayerNorm):
         >>> ChannelLayerNorm(8)(torch.randn(2, 8, 3, 4, 5)).shape
         torch.Size([2, 8, 3, 4, 5])
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     _abbr_ = 'ln'
 

@@ -131,6 +131,7 @@ class ASPP(PeerCheckpointMixin, BaseModule):
         >>> [tuple(o.shape) for o in outs]
         [(2, 4, 32, 32), (2, 8, 16, 16)]
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     peer_rules = 'mmseg.ASPPHead->ASPP'
 

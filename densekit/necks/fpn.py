@@ -127,6 +127,7 @@ class FPN(PeerCheckpointMixin, BaseModule):
         >>> [tuple(o.shape) for o in outs]
         [(1, 4, 16, 16), (1, 4, 8, 8), (1, 4, 4, 4), (1, 4, 2, 2)]
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     peer_rules = 'mmdet.FPN'
 

@@ -60,6 +60,7 @@ class ResBlock(nn.Module):
         >>> block(torch.rand(2, 4, 16, 16, 8)).shape
         torch.Size([2, 8, 8, 8, 4])
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int,
                  stride: Union[int, Sequence[int]] = 1,
@@ -112,6 +113,7 @@ class UpConcat(nn.Module):
         >>> up(torch.rand(1, 16, 4, 4, 4), torch.rand(1, 8, 8, 8, 8)).shape
         torch.Size([1, 16, 8, 8, 8])
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, spatial_dims: int, in_channels: int, skip_channels: int) -> None:
         super().__init__()

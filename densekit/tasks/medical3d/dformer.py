@@ -123,6 +123,7 @@ class GroupAttention(nn.Module):
         num_heads: Heads (must divide ``dim``).
         qkv_bias: Bias of the q/k/v projection.
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True) -> None:
         super().__init__()
@@ -155,6 +156,7 @@ class DFormerBlock(nn.Module):
         >>> block(torch.rand(1, 9, 10, 5, 16)).shape  # (N, D, H, W, C) tokens, any size
         torch.Size([1, 9, 10, 5, 16])
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, dim: int, num_heads: int, window_size: Sequence[int], dilated: bool,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True) -> None:
@@ -193,6 +195,7 @@ class DFormerBlock(nn.Module):
 class PatchMerging(nn.Module):
     """Concatenate each 2x2(x2) token neighbourhood, LayerNorm, linear to ``out_dim``
     (odd grids are zero-padded)."""
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, spatial_dims: int, dim: int, out_dim: int) -> None:
         super().__init__()
@@ -219,6 +222,7 @@ class PatchMerging(nn.Module):
 
 class DFormerStage(nn.Module):
     """Optional patch merging, dynamic position encoding, alternating local/global blocks."""
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, spatial_dims: int, in_dim: int, dim: int, depth: int, num_heads: int,
                  window_size: Sequence[int], mlp_ratio: float, qkv_bias: bool,
@@ -284,6 +288,7 @@ class DFormerEncoder(BaseModule):
         >>> enc.out_channels
         [8, 16, 32, 64]
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, in_channels: int = 1, arch: str = 'tiny', *,
                  embed_dim: Optional[int] = None, depths: Optional[Sequence[int]] = None,

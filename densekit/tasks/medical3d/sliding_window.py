@@ -14,9 +14,14 @@ blended output (within float rounding). Differences, all invisible in the result
 * the network runs under ``torch.inference_mode`` (unless the input requires grad) and through
   :func:`~densekit.accel.volumetric.fast_inference` (oneDNN for all 3D convs, faster
   instance-norm statistics; same results within rounding);
-* on CPU, for an eval-mode ``nn.Module`` predictor, window batches are run either as one
-  call or one window per call, whichever measures faster on the first batches (``micro_batch``;
-  a per-sample network gives the same result either way).
+* on CPU, for a predictor that provably treats windows independently
+  (:func:`~densekit.tasks.medical3d.batching.independent_samples`: stock per-sample torch
+  layers and densekit's own networks, in eval mode), window batches are run either as one call
+  or one window per call, whichever measures faster on the first batches (``micro_batch``);
+  any other predictor gets MONAI's calls exactly, unless the caller opts in.
+
+A MONAI ``MetaTensor`` input (batched, as a MONAI ``DataLoader`` yields it) is read as a plain
+tensor and the output is a ``MetaTensor`` carrying the input's metadata, as MONAI returns it.
 
 :func:`sliding_window_labels` is the usual case of segmentation: it returns the argmax labels
 without ever holding a full-volume float buffer per class; each slab is blended, normalised and
@@ -31,9 +36,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from densekit.tasks.medical3d.batching import CallPlanner
+from densekit.tasks.medical3d.batching import CallPlanner, independent_samples
 from densekit.tasks.medical3d.blend import Blender, FullSink, LabelSink
 from densekit.tasks.medical3d.windows import (
     BLEND_MODES,
@@ -45,6 +50,23 @@ from densekit.tasks.medical3d.windows import (
 __all__ = ['sliding_window_inference', 'sliding_window_labels']
 
 _PAD_MODES = ('constant', 'reflect', 'replicate', 'circular')
+
+
+def _plain(inputs: Any) -> Tuple[Any, Callable[[Tensor], Tensor]]:
+    """A tensor subclass (a MONAI ``MetaTensor``) as a plain tensor, and the function that
+    gives an output the input's type back (a ``MetaTensor`` with a copy of the input's
+    metadata); plain tensors and non-tensors pass through."""
+    if not isinstance(inputs, Tensor) or type(inputs) is Tensor:
+        return inputs, lambda out: out
+    if hasattr(inputs, 'copy_meta_from') and hasattr(inputs, 'as_tensor'):  # MONAI MetaTensor
+        template = type(inputs)([]).copy_meta_from(inputs, copy_attr=False)
+
+        def rewrap(out: Tensor) -> Tensor:
+            wrapped = type(inputs)(out)
+            return wrapped.copy_meta_from(template, copy_attr=False)
+        return inputs.as_tensor(), rewrap
+    kind = type(inputs)
+    return inputs.as_subclass(Tensor), lambda out: out.as_subclass(kind)
 
 
 def _check_args(inputs: Any, sw_batch_size: Any, overlap: Any, mode: Any,
@@ -106,12 +128,13 @@ def _run(inputs: Tensor, roi_size: Any, sw_batch_size: int, predictor: Callable,
          sw_device: Any, device: Any, progress: bool, roi_weight_map: Optional[Tensor],
          process_fn: Optional[Callable], with_coord: bool, labels: bool, fast: bool,
          micro_batch: Union[int, str, None], args: Tuple, kwargs: Dict) -> Any:
+    inputs, rewrap = _plain(inputs)
     overlaps, mode, padding_mode = _check_args(inputs, sw_batch_size, overlap, mode, padding_mode)
     image_size = tuple(inputs.shape[2:])
     roi = fall_back_roi(roi_size, image_size)
     device = torch.device(device) if device is not None else inputs.device
     sw_device = torch.device(sw_device) if sw_device is not None else inputs.device
-    condition = kwargs.pop('condition', None)
+    condition = _plain(kwargs.pop('condition', None))[0]
     grad_ok = inputs.requires_grad or (condition is not None and condition.requires_grad)
     if grad_ok and labels:
         raise ValueError('sliding_window_labels got inputs that require grad; labels are not '
@@ -148,10 +171,12 @@ def _run(inputs: Tensor, roi_size: Any, sw_batch_size: int, predictor: Callable,
                 stack.enter_context(fast_inference())
         return stack
 
-    auto = micro_batch == 'auto'
-    planner = CallPlanner(sw_batch_size, None if auto else micro_batch,
-                          adaptive=auto and sw_device.type == 'cpu' and process_fn is None
-                          and _per_sample(predictor))
+    if micro_batch in ('auto', 'measure'):
+        planner = CallPlanner(sw_batch_size, None, adaptive=sw_device.type == 'cpu'
+                              and process_fn is None and (micro_batch == 'measure'
+                                                          or independent_samples(predictor)))
+    else:
+        planner = CallPlanner(sw_batch_size, micro_batch, adaptive=False)
     with contextlib.nullcontext() if grad_ok else torch.no_grad():
         for index, first in enumerate(range(0, len(all_windows), sw_batch_size)):
             started = time.perf_counter()
@@ -192,17 +217,12 @@ def _run(inputs: Tensor, roi_size: Any, sw_batch_size: int, predictor: Callable,
         results = [r[(slice(None),) * (r.dim() - len(size)) +
                      _unpad_slices(pad, image_size, r.shape[-len(size):], roi)]
                    for r in results]
+    results = [rewrap(r) for r in results]
     if labels:
         return results[0]
     if keys is not None:
         return dict(zip(keys, results))
     return results[0] if len(results) == 1 else tuple(results)
-
-
-def _per_sample(predictor: Callable) -> bool:
-    owner = predictor if isinstance(predictor, nn.Module) else getattr(predictor, '__self__',
-                                                                        None)
-    return isinstance(owner, nn.Module) and not any(m.training for m in owner.modules())
 
 
 def _flatten(out: Any) -> Tuple[Optional[List], Tuple[Tensor, ...]]:
@@ -254,16 +274,18 @@ def sliding_window_inference(
         *args: Passed to ``predictor``.
         fast: Run the predictor under :func:`fast_inference` (keyword only; default True).
         micro_batch: Windows per network call within a window batch (keyword only): an int,
-            None (= ``sw_batch_size``, MONAI's behaviour) or ``'auto'`` (default): on CPU, for
-            an ``nn.Module`` predictor (or its bound method) with every submodule in eval mode
-            - which treats windows independently, so the result is the same - time full and
-            single-window calls on the first batches and keep the faster
-            (:mod:`~densekit.tasks.medical3d.batching`); otherwise ``sw_batch_size``.
+            None (= ``sw_batch_size``, MONAI's calls), ``'auto'`` (default) or ``'measure'``.
+            ``'auto'``: on CPU, for a predictor that provably treats windows independently
+            (:func:`~densekit.tasks.medical3d.batching.independent_samples`), time full and
+            single-window calls on the first batches and keep the faster; for any other
+            predictor MONAI's calls. ``'measure'``: the same timing for any predictor (the
+            caller vouches that its windows are independent).
         **kwargs: Passed to ``predictor`` (``condition`` is windowed like the input, as MONAI).
 
     Returns:
         Same structure as the predictor's output, each ``(N, C_out, *spatial_out)`` on
-        ``device``; a plain tensor (a MONAI ``MetaTensor`` input's metadata is not copied).
+        ``device``; of the input's type (a MONAI ``MetaTensor`` input gives ``MetaTensor``
+        outputs with a copy of its metadata, as MONAI's function does).
 
     Raises:
         TypeError: non-tensor or integer inputs, a bad ``roi_size`` or predictor output.

@@ -103,6 +103,7 @@ class ResUNetEncoder(BaseModule):
         >>> [tuple(f.shape) for f in enc(torch.rand(1, 1, 32, 32, 16))]
         [(1, 8, 32, 32, 16), (1, 16, 16, 16, 8), (1, 32, 8, 8, 4), (1, 64, 4, 4, 2)]
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, in_channels: int = 1, arch: str = 'small',
                  num_stages: Optional[int] = None, widths: Optional[Sequence[int]] = None,
@@ -204,6 +205,7 @@ class UNetDecoderHead(BaseModule):
         >>> [tuple(o.shape) for o in head(feats, all_scales=True)]
         [(1, 3, 16, 16, 8), (1, 3, 8, 8, 4)]
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, in_channels: Sequence[int], num_classes: int,
                  depths: Optional[Sequence[int]] = None, spatial_dims: int = 3,

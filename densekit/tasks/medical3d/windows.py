@@ -17,8 +17,10 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import numbers
 from typing import Iterator, List, Sequence, Tuple, Union
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -37,23 +39,39 @@ def _check_sizes(value: Sequence[int], argname: str) -> Tuple[int, ...]:
     return tuple(out)
 
 
+def _roi_item(value: object, roi_size: object) -> int:
+    if isinstance(value, (Tensor, np.ndarray)) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not float(value).is_integer():
+        raise TypeError(f'roi_size must be an int or a sequence of ints, got {roi_size!r}')
+    return int(value)
+
+
 def fall_back_roi(roi_size: Union[int, Sequence[int]], image_size: Sequence[int]
                   ) -> Tuple[int, ...]:
     """Per-axis window size; an int applies to every axis, ``None`` / ``<= 0`` take the image's.
 
+    ``roi_size`` may be a numpy array or a 1-D tensor, as MONAI accepts.
+
     Example:
         >>> fall_back_roi((32, -1, 16), (40, 50, 60))
         (32, 50, 16)
+        >>> fall_back_roi(np.array([8, 8]), (20, 30))
+        (8, 8)
     """
     n = len(image_size)
-    if isinstance(roi_size, int) and not isinstance(roi_size, bool):
-        items: List = [roi_size] * n
-    elif isinstance(roi_size, (tuple, list)) or (isinstance(roi_size, Tensor)
-                                                 and roi_size.dim() == 1):
-        items = [int(v) if v is not None else None for v in roi_size]
+    if isinstance(roi_size, (Tensor, np.ndarray)) and roi_size.ndim == 0:
+        roi_size = roi_size.item()
+    if isinstance(roi_size, numbers.Integral) and not isinstance(roi_size, bool):
+        items: List = [int(roi_size)] * n
+    elif isinstance(roi_size, (tuple, list)) or (isinstance(roi_size, (Tensor, np.ndarray))
+                                                 and roi_size.ndim == 1):
+        items = [None if v is None else _roi_item(v, roi_size) for v in roi_size]
         if len(items) != n:
-            raise ValueError(f'roi_size={tuple(items)!r} has {len(items)} items; the input has '
-                             f'{n} spatial dims (NC{"DHW"[-n:] if n <= 3 else "..."} layout)')
+            raise ValueError(f'roi_size={tuple(items)!r} has {len(items)} items, so inputs must '
+                             f'have {len(items) + 2} dimensions (N, C, {len(items)} spatial); '
+                             f'got {n} spatial dims')
     else:
         raise TypeError(f'roi_size must be an int or a sequence of ints, got {roi_size!r}')
     return tuple(int(size) if (r is None or r <= 0) else int(r)
@@ -134,7 +152,7 @@ def importance_map(size: Sequence[int], mode: str = 'constant',
     Example:
         >>> w = importance_map((64, 64, 64), 'gaussian')
         >>> w.shape, round(float(w.max()), 3), round(float(w.min()), 3)
-        (torch.Size([64, 64, 64]), 0.998, 0.001)
+        (torch.Size([64, 64, 64]), 0.994, 0.001)
     """
     size = _check_sizes(size, 'size')
     mode = str(getattr(mode, 'value', mode)).lower()
