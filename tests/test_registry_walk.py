@@ -157,6 +157,8 @@ CASES: Dict[str, Case] = {
     'FPNHead': seg_head('FPNHead', [8] * 4, [1, 2, 4, 8], in_channels=[8] * 4,
                         in_index=[0, 1, 2, 3], feature_strides=[4, 8, 16, 32]),
     'DUCHead': seg_head('DUCHead', [16], [1], in_channels=16, upsample_factor=4),
+    'LRASPPHead': seg_head('LRASPPHead', [8, 12, 16], [1, 2, 4], in_channels=[8, 12, 16],
+                           in_index=[0, 1, 2], branch_channels=(4, 6), clamp_pool=True),
     'FPN': Case(build(dict(type='FPN', in_channels=[8, 16, 32], out_channels=8, num_outs=4)),
                 pyramid([8, 16, 32], [1, 2, 4])),
     'JPU': Case(build(dict(type='JPU', in_channels=(8, 16, 32), mid_channels=8)),
