@@ -1,7 +1,9 @@
 """``densekit bench necks``: densekit FPN / JPU / ASPPHead against mmdet FPN / mmseg JPU / mmseg
 ASPPHead in one process, with identical weights and inputs; and single sparse-tap dilated convs
 (ASPP's rates on its map size, 2D and 3D) through densekit's conv dispatcher against torch's
-own conv, the measurement behind :data:`densekit.accel.taps.SPARSE_MAX_FRACTION`.
+own conv, the measurement behind :data:`densekit.accel.taps.SPARSE_MAX_FRACTION`; and
+densekit's Lite R-ASPP head against its ASPPHead on the same features (the paper's claim:
+LR-ASPP is faster than R-ASPP at similar accuracy).
 
 For each neck two rows: inference (eval, ``torch.inference_mode``, densekit's fast path) and a
 training step (train mode, forward + backward of the summed outputs, inputs requiring grad as
@@ -137,6 +139,27 @@ def _cases(quick: bool) -> List[_Case]:
     return cases + _conv_cases(quick)
 
 
+def _head_cases(quick: bool) -> List[_Case]:
+    """Lite R-ASPP against densekit's ASPPHead (the "peer" here) on the same features: the
+    half-width dilated ResNet-18 of the CPU configs (channels 32-64-128-256, strides 4-8-8-8)
+    at 512px, batch 2, ASPP rates 1-12-24-36 (mmseg's output-stride-8 DeepLabV3)."""
+    from densekit.heads import ASPPHead, LRASPPHead
+
+    div = 4 if quick else 1
+    image = 128 if quick else 512
+    common = dict(channels=64 // div, num_classes=7, norm_cfg=dict(type='BN'),
+                  dropout_ratio=0.1, align_corners=False)
+    channels = [32 // div, 64 // div, 128 // div, 256 // div]
+    torch.manual_seed(0)
+    ours = randomize_norms_(LRASPPHead(in_channels=(channels[0], channels[1], channels[3]),
+                                       in_index=(0, 1, 3), branch_channels=(16 // div, 32 // div),
+                                       pool_kernel=None, **common))
+    peer = randomize_norms_(ASPPHead(in_channels=channels[3], in_index=3,
+                                     dilations=(1, 12, 24, 36), **common))
+    return [_Case(f'LRASPPHead vs ASPPHead r18-half-d8 {image}px (densekit)', ours, peer,
+                  _pyramid(2, channels, image, (4, 8, 8, 8)))]
+
+
 def _as_list(out: object) -> List[Tensor]:
     return [out] if isinstance(out, Tensor) else list(out)
 
@@ -175,7 +198,7 @@ def necks_suite(repeats: int = 5, quick: bool = False, only: Optional[str] = Non
     rows = [Row('fp32 matmul 2048x2048 (ceiling)', 2 * 2048 ** 3 / ceiling / 1e9, device='cpu',
                 extra={'GFLOP': f'{2 * 2048 ** 3 / 1e9:.1f}',
                        'GFLOP/s dk/peer': f'{ceiling:.0f}', '% of matmul dk/peer': '100'})]
-    for case in _cases(quick):
+    for case in _cases(quick) + _head_cases(quick):
         modes = [mode for mode in ('inference', 'train fwd+bwd')
                  if only is None or only.lower() in f'{case.name} {mode}'.lower()]
         if not modes:
