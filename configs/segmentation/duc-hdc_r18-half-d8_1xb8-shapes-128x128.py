@@ -1,24 +1,11 @@
 # DUC + HDC ("Understanding Convolution for Semantic Segmentation"): densekit.ResNetHDC with
 # hybrid dilation cycles in the dilated stages and densekit.DUCHead's dense upsampling.
-_base_ = ['../_base_/default_runtime.py', '../_base_/datasets/shapes_seg.py',
-          '../_base_/schedules/cpu_iters.py']
+_base_ = ['../_base_/models/r18-half-d8_encoder-decoder.py', '../_base_/default_runtime.py',
+          '../_base_/datasets/shapes_seg.py', '../_base_/schedules/cpu_iters.py']
 task = 'seg'
-norm_cfg = dict(type='BN', requires_grad=True)
-data_preprocessor = dict(type='mmseg.SegDataPreProcessor', mean=[127.5, 127.5, 127.5],
-                         std=[64.0, 64.0, 64.0], bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
-                         size=(128, 128))
-loss_decode = dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0)
-visualizer = dict(type='mmseg.SegLocalVisualizer', vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')], alpha=0.6)
 model = dict(
-    type='mmseg.EncoderDecoder',
-    data_preprocessor=data_preprocessor,
-    backbone=dict(type='densekit.ResNetHDC', depth=18, stem_channels=32, base_channels=32,
-                  num_stages=4, out_indices=(0, 1, 2, 3), norm_cfg=norm_cfg, norm_eval=False,
-                  style='pytorch', contract_dilation=True,
-                  strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4),
-                  hdc_dilations=(None, None, (1, 2), (2, 5))),
+    backbone=dict(type='densekit.ResNetHDC', hdc_dilations=(None, None, (1, 2), (2, 5))),
     decode_head=dict(type='densekit.DUCHead', upsample_factor=8, num_convs=1, in_channels=256,
                      in_index=3, channels=64, dropout_ratio=0.0, num_classes=7,
-                     norm_cfg=norm_cfg, align_corners=False, loss_decode=loss_decode),
-    train_cfg=dict(),
-    test_cfg=dict(mode='whole'))
+                     norm_cfg={{_base_.norm_cfg}}, align_corners=False,
+                     loss_decode={{_base_.loss_decode}}))
