@@ -169,6 +169,8 @@ def test_independent_samples_only_for_provably_per_sample_networks():
         decode_head=dict(type='UNetDecoderHead', in_channels=[8, 16, 32, 64],
                          num_classes=3))).eval()
     assert independent_samples(seg) and independent_samples(seg._predictor)
+    # its loss (batch Dice) is skipped as a child inference never runs, not declared per-sample
+    assert not independent_samples(seg.loss_fn.eval())
 
     class Subclass(type(seg)):  # inherits the declaration's class, not the declaration
         pass
@@ -285,3 +287,19 @@ def test_every_window_batch_pattern_gives_monai_results():
     for sw, mode in itertools.product(range(1, 8), ('constant', 'gaussian')):
         ours, theirs = _both(x, (16, 12), sw, net, 0.4, mode=mode)
         _close(ours, theirs, atol=1e-5)
+
+
+def test_every_medical_config_is_split_automatically():
+    """densekit's own medical models keep the measured window split (micro_batch='auto')."""
+    from pathlib import Path
+
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from densekit.registry import MODELS
+    init_default_scope('densekit')
+    configs = sorted((Path(__file__).parents[1] / 'configs' / 'medical3d').glob('*.py'))
+    assert configs
+    for path in configs:
+        model = MODELS.build(Config.fromfile(str(path)).model).eval()
+        assert independent_samples(model._predictor), path.name

@@ -45,6 +45,8 @@ class HighResSkips(BaseModule):
         ([1, 2, 4, 8, 16, 32], [8, 16, 40, 80, 160, 320])
     """
 
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
+
     def __init__(self, backbone: Union[dict, nn.Module], skip_channels: Sequence[int] = (16, 32),
                  norm_cfg: Any = dict(type='IN', affine=True),  # noqa: B006
                  act_cfg: Any = dict(type='LeakyReLU', negative_slope=0.01),  # noqa: B006

@@ -66,6 +66,8 @@ class GRN(nn.Module):
     ``x + gamma * x * n + beta`` with ``n = ||x||_spatial / mean_c ||x||_spatial``.
     """
 
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
+
     def __init__(self, spatial_dims: int, channels: int, eps: float = 1e-6) -> None:
         super().__init__()
         shape = (1, channels) + (1,) * spatial_dims

@@ -17,16 +17,19 @@ the rest of the run.
 from __future__ import annotations
 
 import statistics
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-__all__ = ['CallPlanner', 'independent_samples', 'PER_SAMPLE_ATTR']
+__all__ = ['CallPlanner', 'independent_samples', 'PER_SAMPLE_ATTR', 'UNUSED_CHILDREN_ATTR']
 
 #: Class attribute (set on the class itself, not inherited) by which a densekit module whose
 #: eval-mode forward treats batch samples independently and keeps no state declares so.
 PER_SAMPLE_ATTR = 'per_sample_eval'
+#: Class attribute of such a module naming children its inference never runs (e.g. a
+#: segmentor's loss and data preprocessor); the check skips them.
+UNUSED_CHILDREN_ATTR = 'per_sample_unused'
 
 # Stock torch layers whose eval-mode output for one sample does not depend on the others.
 _PER_SAMPLE_TYPES = frozenset({
@@ -48,6 +51,18 @@ _PER_SAMPLE_TYPES = frozenset({
 _BATCH_NORMS = frozenset({nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d})
 
 
+def _inference_modules(module: nn.Module) -> Iterator[nn.Module]:
+    """``module`` and its descendants, less the children a declaring class says its inference
+    never runs."""
+    yield module
+    kind = type(module)
+    unused = kind.__dict__.get(UNUSED_CHILDREN_ATTR, ()) \
+        if kind.__dict__.get(PER_SAMPLE_ATTR, False) is True else ()
+    for name, child in module.named_children():
+        if name not in unused:
+            yield from _inference_modules(child)
+
+
 def _module_is_per_sample(module: nn.Module) -> bool:
     if module.training:
         return False
@@ -60,8 +75,9 @@ def _module_is_per_sample(module: nn.Module) -> bool:
 def independent_samples(predictor: Callable) -> bool:
     """Whether splitting a batch into smaller calls of ``predictor`` provably gives the same
     result: ``predictor`` is an ``nn.Module`` (or a method of one; a densekit class that
-    declares itself per-sample vouches for its methods too) and every module in it, itself
-    included, is per-sample in its current (eval) mode, by the rules of the module docstring.
+    declares itself per-sample vouches for its methods too) and every module in it that
+    inference runs, itself included, is per-sample in its current (eval) mode, by the rules
+    of the module docstring.
 
     Example:
         >>> independent_samples(nn.Sequential(nn.Conv3d(1, 2, 3), nn.ReLU()).eval())
@@ -73,7 +89,7 @@ def independent_samples(predictor: Callable) -> bool:
                                                                         None)
     if not isinstance(owner, nn.Module):
         return False  # a function or another object: its state is unknown
-    return all(_module_is_per_sample(m) for m in owner.modules())
+    return all(_module_is_per_sample(m) for m in _inference_modules(owner))
 
 # batch index -> True (split into single windows) / False (one call), then decide
 _PROBES = (False, True, False, True, False, True)

@@ -81,7 +81,6 @@ class DiceCELoss(nn.Module):
         >>> sorted(out)
         ['loss_ce', 'loss_dice']
     """
-    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, dice_weight: float = 1.0, ce_weight: float = 1.0, smooth: float = 1e-5,
                  batch_dice: bool = True, include_background: bool = False,

@@ -51,7 +51,6 @@ class MedicalDataPreprocessor(BaseDataPreprocessor):
 
     Volumes of different sizes (whole-volume evaluation) stay a list of ``(C, *spatial)``.
     """
-    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def forward(self, data: dict, training: bool = False) -> dict:  # noqa: D102
         data = self.cast_data(data)
@@ -92,6 +91,7 @@ class MedicalSegmentor(BaseModel):
         torch.Size([40, 48, 36])
     """
     per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
+    per_sample_unused = ('loss_fn', 'data_preprocessor')  # not run by predict_volume
 
     def __init__(self, backbone: dict, decode_head: dict, neck: Optional[dict] = None,
                  loss: Optional[dict] = None, test_cfg: Optional[dict] = None,
