@@ -42,6 +42,24 @@ def test_semantic_fpn_head_matches_mmseg(size: tuple) -> None:
     _compare(peer.FPNHead(**kw), FPNHead(**kw), feats)
 
 
+@pytest.mark.parametrize('strides', [(4, 6, 16), (4, 16, 8), (8, 12, 40)])
+def test_semantic_fpn_head_takes_mmseg_strides_that_are_not_powers_of_two(strides: tuple) -> None:
+    kw = dict(in_channels=[8, 8, 8], in_index=[0, 1, 2], feature_strides=list(strides),
+              channels=8, num_classes=4, norm_cfg=NORM, dropout_ratio=0.0)
+    feats = [torch.randn(2, 8, -(-96 // s), -(-80 // s)) for s in strides]
+    _compare(peer.FPNHead(**kw), FPNHead(**kw), feats)
+
+
+def test_semantic_fpn_head_rejects_strides_mmseg_rejects() -> None:
+    kw = dict(in_channels=[8, 8], in_index=[0, 1], channels=8, num_classes=2)
+    for strides in ([8, 4], [4]):
+        for cls in (peer.FPNHead, FPNHead):  # both assert; densekit's also a ValueError
+            with pytest.raises(AssertionError):
+                cls(feature_strides=strides, **kw)
+        with pytest.raises(ValueError, match='feature_strides'):
+            FPNHead(feature_strides=strides, **kw)
+
+
 @pytest.mark.parametrize('size', [(5, 7), (13, 17)])
 def test_deeplabv3plus_head_matches_mmseg(size: tuple) -> None:
     kw = dict(c1_in_channels=4, c1_channels=6, in_channels=16, channels=8, num_classes=3,

@@ -7,6 +7,7 @@ prediction resizing are mmseg's (2D).
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -14,6 +15,7 @@ from mmengine.registry import DefaultScope
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import Tensor, nn
 
+from densekit.errors import ArgumentError
 from densekit.heads.aspp_head import ASPPHead
 from densekit.layers import ConvNormAct, SeparableConvNormAct, resize
 from densekit.registry import MODELS
@@ -87,7 +89,9 @@ class FPNHead(_MMSegHead):
     conv + 2x upsampling steps, the levels are summed and classified.
 
     Args:
-        feature_strides: Stride of each input level, ascending, e.g. ``(4, 8, 16, 32)``.
+        feature_strides: Stride of each input level, the finest (smallest) first, e.g.
+            ``(4, 8, 16, 32)``; as in mmseg, levels need not be powers of two (``(4, 6, 16)``),
+            the final resize to the finest level absorbs the rest.
         **kwargs: mmseg ``BaseDecodeHead`` arguments; ``in_channels``/``in_index`` are lists
             and ``input_transform='multiple_select'`` is implied.
 
@@ -103,15 +107,17 @@ class FPNHead(_MMSegHead):
         super().__init__(**kwargs)
         strides = list(feature_strides)
         if len(strides) != len(self.in_channels):
-            raise ValueError(f'feature_strides has {len(strides)} entries but in_channels has '
-                             f'{len(self.in_channels)}; give one stride per input level')
-        if strides != sorted(strides) or any(s % strides[0] for s in strides):
-            raise ValueError(f'feature_strides must ascend in multiples of the first, got '
-                             f'{tuple(strides)}')
+            raise ArgumentError(f'feature_strides has {len(strides)} entries but in_channels '
+                                f'has {len(self.in_channels)}; give one stride per input level')
+        if not all(isinstance(s, (int, float)) and not isinstance(s, bool) and s > 0
+                   for s in strides) or min(strides) != strides[0]:
+            raise ArgumentError(f'feature_strides must be positive with the smallest (the '
+                                f'finest level) first, got {tuple(strides)}')
         self.feature_strides = tuple(strides)
         self.scale_heads = nn.ModuleList()
         for level, stride in enumerate(strides):
-            steps = max(1, (stride // strides[0]).bit_length() - 1)
+            # as mmseg: one conv (+ 2x upsampling) per octave below the finest level, at least 1
+            steps = max(1, int(math.log2(stride) - math.log2(strides[0])))
             blocks: list[nn.Module] = []
             for k in range(steps):
                 blocks.append(self._block(self.in_channels[level] if k == 0 else self.channels,
