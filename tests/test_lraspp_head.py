@@ -129,3 +129,16 @@ def test_bad_arguments_name_themselves(kwargs, words):
     if 'branch_channels' in kwargs:  # where mmseg asserts, the error is also AssertionError
         with pytest.raises(AssertionError):
             LRASPPHead(**{**CFG, **kwargs})
+
+
+def test_bad_inputs_are_named_before_forward_runs():
+    head = LRASPPHead(**CFG, pool_kernel=None).eval()
+    feats = _feats(1, SIZES[0])
+    with pytest.raises(TypeError, match='list or tuple'):
+        head(feats[0])
+    with pytest.raises(ValueError, match='in_index'):
+        head(feats[:2])
+    with pytest.raises(ValueError, match=r'in_channels\[1\] is 24'):
+        head([feats[0], feats[0], feats[2]])
+    with pytest.raises(ValueError, match='4D'):
+        head([f.unsqueeze(2) for f in feats])

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from densekit.errors import ArgumentError, InputSizeError
 from densekit.heads.seg_heads import _MMSegHead
 from densekit.layers import ConvNormAct, LayerFactory, as_tuple, check_spatial_dims, resize
+from densekit.layers.factory import check_features
 from densekit.registry import MODELS
 
 __all__ = ['LRASPPHead', 'ContextPool']
@@ -162,8 +163,26 @@ class LRASPPHead(_MMSegHead):
             self.dropout = layers.dropout(self.dropout_ratio) if self.dropout_ratio > 0 else None
 
     def forward(self, inputs: Sequence[Tensor]) -> Tensor:
-        """Logits ``(N, num_classes, *spatial)`` at the shallowest selected level's size."""
+        """Logits ``(N, num_classes, *spatial)`` at the shallowest selected level's size.
+
+        Raises:
+            TypeError / ValueError: ``inputs`` is not a list of maps, has fewer maps than
+                ``in_index`` selects, or a selected map has the wrong rank or channels.
+        """
+        if not isinstance(inputs, (list, tuple)):
+            raise TypeError(f'LRASPPHead.forward expects a list or tuple of feature maps, '
+                            f'got {type(inputs).__name__}')
+        if max(self.in_index) >= len(inputs) or min(self.in_index) < -len(inputs):
+            raise ValueError(f'LRASPPHead got {len(inputs)} feature maps but in_index='
+                             f'{tuple(self.in_index)} selects beyond them')
         feats = self._transform_inputs(inputs)
+        check_features(feats, len(self.in_channels), 'LRASPPHead.forward(inputs)',
+                       self.spatial_dims)
+        for level, (feat, channels) in enumerate(zip(feats, self.in_channels)):
+            if feat.shape[1] != channels:
+                raise ValueError(f'LRASPPHead: map in_index[{level}]={self.in_index[level]} '
+                                 f'has {feat.shape[1]} channels; in_channels[{level}] is '
+                                 f'{channels}')
         x = feats[-1]
         gate = resize(self.image_pool(x), size=x.shape[2:], mode='linear',
                       align_corners=self.align_corners)
