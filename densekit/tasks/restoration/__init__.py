@@ -12,6 +12,7 @@ from densekit.tasks.restoration.imresize import imresize, imresize_tensor
 from densekit.tasks.restoration.inference import restoration_handler
 from densekit.tasks.restoration.losses import CharbonnierLoss, PixelL1Loss
 from densekit.tasks.restoration.metrics import PSNR, SSIM, psnr, ssim
+from densekit.tasks.restoration.multiscale import MixedScaleBatchSampler, MultiScalePairedDataset
 from densekit.tasks.restoration.photos import generate_restoration_photos
 from densekit.tasks.restoration.preprocessor import RestorationPreprocessor
 from densekit.tasks.restoration.rain import RAIN_PRESETS, RainStyle, add_rain
@@ -35,4 +36,5 @@ __all__ = [
     'tiled_restore', 'AddRainStreaks', 'BicubicDegrade', 'LoadPairImages',
     'PackRestorationInputs', 'PairedFlip', 'PairedRandomCrop', 'PairedRandomRot90',
     'RestorationVisualizationHook', 'TimeCosineLRHook', 'CpuThreadsHook',
+    'MixedScaleBatchSampler', 'MultiScalePairedDataset',
 ]

@@ -16,7 +16,7 @@ quantised to the data range's integer levels first, as saved images would be.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -121,13 +121,14 @@ class _ImageMetric(BaseMetric):
     metric_name = ''
     default_prefix = ''  # keys are plain ``psnr``, ``ssim_y``, ... unless a prefix is given
 
-    def __init__(self, crop_border: int = 0, convert_to: Optional[str] = None,
+    def __init__(self, crop_border: Union[int, str] = 0, convert_to: Optional[str] = None,
                  data_range: float = 255.0, quantize: bool = True,
                  pred_key: str = 'pred_img', gt_key: str = 'gt_img',
-                 collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
+                 collect_device: str = 'cpu', prefix: Optional[str] = None,
+                 per_scale: bool = False) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        if not isinstance(crop_border, int) or crop_border < 0:
-            raise ValueError(f'crop_border must be an int >= 0, got {crop_border!r}')
+        if crop_border != 'scale' and (not isinstance(crop_border, int) or crop_border < 0):
+            raise ValueError(f"crop_border must be an int >= 0 or 'scale', got {crop_border!r}")
         if convert_to not in _CONVERT:
             raise ValueError(f"convert_to must be None or 'y', got {convert_to!r}")
         if not data_range > 0:
@@ -135,9 +136,18 @@ class _ImageMetric(BaseMetric):
         self.crop_border, self.convert_to = crop_border, convert_to
         self.data_range, self.quantize = float(data_range), quantize
         self.pred_key, self.gt_key = pred_key, gt_key
+        self.per_scale = bool(per_scale)
 
-    def _score(self, pred: np.ndarray, gt: np.ndarray) -> float:
+    def _score(self, pred: np.ndarray, gt: np.ndarray, crop_border: int) -> float:
         raise NotImplementedError
+
+    @staticmethod
+    def _scale(sample: dict) -> int:
+        scale = sample.get('scale', sample.get('metainfo', {}).get('scale'))
+        if scale is None:
+            raise KeyError("crop_border='scale' and per_scale=True need a 'scale' in each "
+                           'prediction (PackRestorationInputs keeps it in the metainfo)')
+        return int(scale)
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:  # noqa: D102
         for sample in data_samples:
@@ -148,11 +158,17 @@ class _ImageMetric(BaseMetric):
             gt = to_hwc_array(sample[self.gt_key], self.data_range, True)
             if pred.shape[2] == 1:
                 pred, gt = pred[..., 0], gt[..., 0]
-            self.results.append(self._score(pred, gt))
+            needs_scale = self.per_scale or self.crop_border == 'scale'
+            scale = self._scale(sample) if needs_scale else 0
+            crop = scale if self.crop_border == 'scale' else self.crop_border
+            self.results.append((scale, self._score(pred, gt, crop)))
 
     def compute_metrics(self, results: list) -> dict:  # noqa: D102
-        suffix = '_y' if self.convert_to else ''
-        return {f'{self.metric_name}{suffix}': float(np.mean(results))}
+        key = f"{self.metric_name}{'_y' if self.convert_to else ''}"
+        if not self.per_scale:
+            return {key: float(np.mean([value for _, value in results]))}
+        return {f'{key}_x{scale}': float(np.mean([v for s, v in results if s == scale]))
+                for scale in sorted({s for s, _ in results})}
 
 
 @METRICS.register_module()
@@ -160,16 +176,18 @@ class PSNR(_ImageMetric):
     """Mean PSNR (dB) over the evaluated images; key ``psnr`` or ``psnr_y``.
 
     Args:
-        crop_border: Pixels cropped from each side (use the SR scale).
+        crop_border: Pixels cropped from each side (use the SR scale), or ``'scale'``: each
+            sample's own scale (mixed-scale validation).
         convert_to: ``None`` (all channels) or ``'y'`` (BT.601 luma).
         data_range: Peak value (255 for 8-bit evaluation).
         quantize: Round predictions to integer levels first, as a saved image would be.
+        per_scale: One mean per sample scale, keys ``psnr_y_x2``, ``psnr_y_x3``, ...
     """
 
     metric_name = 'psnr'
 
-    def _score(self, pred: np.ndarray, gt: np.ndarray) -> float:
-        value = psnr(pred, gt, self.crop_border, self.convert_to, self.data_range)
+    def _score(self, pred: np.ndarray, gt: np.ndarray, crop_border: int) -> float:
+        value = psnr(pred, gt, crop_border, self.convert_to, self.data_range)
         return min(value, 100.0)  # identical images would make the mean infinite
 
 
@@ -179,5 +197,5 @@ class SSIM(_ImageMetric):
 
     metric_name = 'ssim'
 
-    def _score(self, pred: np.ndarray, gt: np.ndarray) -> float:
-        return ssim(pred, gt, self.crop_border, self.convert_to, self.data_range)
+    def _score(self, pred: np.ndarray, gt: np.ndarray, crop_border: int) -> float:
+        return ssim(pred, gt, crop_border, self.convert_to, self.data_range)

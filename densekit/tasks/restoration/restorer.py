@@ -5,6 +5,10 @@ images in [0, 1]: outputs are de-normalised with the preprocessor's mean/std (fo
 models, the network sees BT.601 Y and chroma is upscaled with MATLAB bicubic). Inputs are
 padded (reflect) to the body's ``size_divisor`` and outputs cropped back.
 
+Each batch is restored at the ``scale`` of its samples' metainfo (one per batch; MDSR routes
+it to that scale's pre-processing blocks and upsampler; see
+:class:`~densekit.tasks.restoration.multiscale.MixedScaleBatchSampler`).
+
 ``forward(mode=...)`` follows mmengine: ``'loss'`` -> ``{'loss_pix': ...}`` against the
 targets, ``'predict'`` -> data samples with ``pred_img`` clamped to [0, 1], ``'tensor'`` ->
 raw ``(N, C, sH, sW)`` output. :meth:`restore` maps [0, 1] images to [0, 1] images, which is
@@ -107,14 +111,36 @@ class Restorer(BaseModel):
         out = self.forward_tensor(self.data_preprocessor.normalize(images), scale)
         return out.clamp(0, 1) if clamp else out
 
+    @property
+    def scales(self) -> tuple:
+        """The scales this model restores: the head's (MDSR) or ``(scale,)``."""
+        if getattr(self.head, 'multi_scale', False):
+            return tuple(self.head.scales)
+        return (self.scale,)
+
+    def _batch_scale(self, data_samples: Optional[List[BaseDataElement]]) -> Optional[int]:
+        """The one scale of a batch (from the samples' metainfo), routed to its head."""
+        if not data_samples:
+            return None
+        found = [s.metainfo.get('scale') for s in data_samples]
+        if all(s is None for s in found):
+            return None
+        if len(set(found)) > 1:
+            raise ValueError(f'a batch must have one scale, got samples at scales {found}; '
+                             "train mixed scales with batch_sampler=dict(type='densekit."
+                             "MixedScaleBatchSampler')")
+        scale = int(found[0])
+        if scale not in self.scales:
+            raise ValueError(f'the batch is at scale {scale} but this model restores scales '
+                             f'{self.scales} (an MDSR head needs scales=(...) with it)')
+        return scale
+
     def forward(self, inputs: Tensor, data_samples: Optional[List[BaseDataElement]] = None,
                 mode: str = 'tensor') -> Union[Tensor, Dict[str, Tensor], List[Any]]:
         """mmengine entry point: ``mode`` is ``'loss'``, ``'predict'`` or ``'tensor'``."""
         if mode not in ('loss', 'predict', 'tensor'):
             raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
-        scale = None
-        if data_samples:
-            scale = data_samples[0].metainfo.get('scale')
+        scale = self._batch_scale(data_samples)
         out = self.forward_tensor(inputs, scale)
         if mode == 'tensor':
             return out

@@ -87,19 +87,39 @@ class BicubicDegrade(BaseTransform):
     """Make ``lq`` from ``gt`` with MATLAB bicubic downsampling by ``scale``.
 
     The target is first cropped to a multiple of the scale ("mod-crop").
+
+    Args:
+        scale: Downsampling factor; ``None`` reads each sample's ``results['scale']`` (the
+            :class:`~.multiscale.MultiScalePairedDataset` gives one per pair).
+        cache: Keep the input made from each ``(gt_path, scale)`` (whole images of a small
+            built-in dataset are degraded once, then cropped by ``PairedRandomCrop``).
     """
 
-    def __init__(self, scale: int) -> None:
-        if not isinstance(scale, int) or scale < 1:
-            raise ValueError(f'scale must be an int >= 1, got {scale!r}')
-        self.scale = scale
+    def __init__(self, scale: Optional[int] = None, cache: bool = False) -> None:
+        if scale is not None and (not isinstance(scale, int) or isinstance(scale, bool) or
+                                  scale < 1):
+            raise ValueError(f'scale must be an int >= 1 or None (per sample), got {scale!r}')
+        self.scale, self.cache = scale, cache
+        self._cache: Dict[Tuple[str, int], np.ndarray] = {}
 
     def transform(self, results: dict) -> dict:  # noqa: D102
+        scale = self.scale
+        if scale is None:
+            if 'scale' not in results:
+                raise KeyError("BicubicDegrade(scale=None) needs results['scale'] (from a "
+                               'MultiScalePairedDataset); give scale= for other datasets')
+            scale = int(results['scale'])
         gt = results['gt']
-        h, w = (gt.shape[0] // self.scale) * self.scale, (gt.shape[1] // self.scale) * self.scale
+        h, w = (gt.shape[0] // scale) * scale, (gt.shape[1] // scale) * scale
         results['gt'] = gt = gt[:h, :w]
-        results['lq'] = imresize(gt, 1.0 / self.scale)
-        results['scale'] = self.scale
+        key = (str(results.get('gt_path')), scale)
+        if self.cache and key in self._cache:
+            results['lq'] = self._cache[key]
+        else:
+            results['lq'] = imresize(gt, 1.0 / scale)
+            if self.cache:
+                self._cache[key] = results['lq']
+        results['scale'] = scale
         return results
 
 
@@ -159,32 +179,41 @@ class PairedRandomCrop(BaseTransform):
 
     Without an ``lq`` (degradation comes later in the pipeline) only ``gt`` is cropped.
 
+    ``lq_patch_size`` instead fixes the input patch (the target patch is ``scale`` times it),
+    so batches of every scale of a mixed-scale run cost the body the same.
+
     Raises:
-        ValueError: ``gt_patch_size`` not a multiple of the scale, or an image smaller than
-            the patch (the message names the files).
+        ValueError: Neither or both patch sizes, ``gt_patch_size`` not a multiple of the scale,
+            or an image smaller than the patch (the message names the files).
     """
 
-    def __init__(self, gt_patch_size: int) -> None:
-        if not isinstance(gt_patch_size, int) or gt_patch_size < 1:
-            raise ValueError(f'gt_patch_size must be a positive int, got {gt_patch_size!r}')
-        self.gt_patch_size = gt_patch_size
+    def __init__(self, gt_patch_size: Optional[int] = None,
+                 lq_patch_size: Optional[int] = None) -> None:
+        if (gt_patch_size is None) == (lq_patch_size is None):
+            raise ValueError(f'give exactly one of gt_patch_size and lq_patch_size, got '
+                             f'gt_patch_size={gt_patch_size!r}, lq_patch_size={lq_patch_size!r}')
+        for name, size in (('gt_patch_size', gt_patch_size), ('lq_patch_size', lq_patch_size)):
+            if size is not None and (not isinstance(size, int) or size < 1):
+                raise ValueError(f'{name} must be a positive int, got {size!r}')
+        self.gt_patch_size, self.lq_patch_size = gt_patch_size, lq_patch_size
 
     def transform(self, results: dict) -> dict:  # noqa: D102
         scale = int(results.get('scale', 1))
-        if self.gt_patch_size % scale:
-            raise ValueError(f'gt_patch_size={self.gt_patch_size} must be a multiple of the '
+        gt_patch = self.gt_patch_size or self.lq_patch_size * scale
+        if gt_patch % scale:
+            raise ValueError(f'gt_patch_size={gt_patch} must be a multiple of the '
                              f'scale {scale}')
         if 'lq' not in results:  # target only (degraded afterwards): crop it alone
             gt = results['gt']
             gh, gw = gt.shape[:2]
-            size = self.gt_patch_size
+            size = gt_patch
             if gh < size or gw < size:
                 raise ValueError(f'target {results.get("gt_path", "<gt>")!r} ({gh}x{gw}) is '
                                  f'smaller than the {size}x{size} patch')
             top, left = np.random.randint(0, gh - size + 1), np.random.randint(0, gw - size + 1)
             results['gt'] = gt[top:top + size, left:left + size]
             return results
-        lq_patch = self.gt_patch_size // scale
+        lq_patch = gt_patch // scale
         lq = results['lq']
         h, w = lq.shape[:2]
         if h < lq_patch or w < lq_patch:
