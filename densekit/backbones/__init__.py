@@ -6,5 +6,6 @@ from densekit.backbones.highres_skips import HighResSkips  # noqa: F401
 from densekit.backbones.inceptionnext import InceptionNeXt  # noqa: F401
 from densekit.backbones.piip import PIIP, PIIPSimplePyramid  # noqa: F401
 from densekit.backbones.rapidnet import RapidNet  # noqa: F401
+from densekit.backbones.rclut import RCLUTBody  # noqa: F401
 from densekit.backbones.resnet_hdc import ResNetHDC  # noqa: F401
 from densekit.backbones.unireplknet import UniRepLKNet  # noqa: F401

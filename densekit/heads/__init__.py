@@ -2,6 +2,7 @@
 from densekit.heads.aspp_head import ASPPHead
 from densekit.heads.lraspp_head import ContextPool, LRASPPHead
 from densekit.heads.seg_heads import DepthwiseSeparableASPPHead, DUCHead, FCNHead, FPNHead
+from densekit.heads.shuffle_head import PixelShuffleSkipHead
 
 __all__ = ['ASPPHead', 'ContextPool', 'DepthwiseSeparableASPPHead', 'DUCHead', 'FCNHead',
-           'FPNHead', 'LRASPPHead']
+           'FPNHead', 'LRASPPHead', 'PixelShuffleSkipHead']
