@@ -174,3 +174,13 @@ def test_head_arguments_and_shapes_are_validated() -> None:
         PixelShuffleSkipHead(2)(torch.zeros(1, 3, 4, 4), torch.zeros(1, 1, 4, 4))
     with pytest.raises(ValueError, match='RCLUTBody expects'):
         RCLUTBody(rc_size=3, rc_features=2, unit_features=4)(torch.zeros(1, 3, 8, 8))
+
+
+def test_benchmark_row_times_tables_against_fsrcnn() -> None:
+    from densekit.tasks.restoration.bench import lut_vs_fsrcnn
+
+    row = lut_vs_fsrcnn(repeats=1, quick=True)
+    assert row.densekit_s > 0 and row.peer_s and row.peer_s > 0
+    assert row.extra['table bytes'] == '359684'  # 5x5 RC (25 x 256 float32) + 17^4 x 4 int8
+    assert float(row.extra['MP/s out tables']) == pytest.approx(96 * 128 * 4 / 1e6 / row.densekit_s,
+                                                                rel=1e-2)

@@ -16,6 +16,9 @@ high-water mark (``VmHWM``, reset through ``/proc/self/clear_refs``) above the r
 after imports, model building and a small warm-up image: everything the file costs, decoded
 input, tiles, activations, output bands, PNG encoding and allocator slack included.
 
+One row times RC-LUT's table inference against FSRCNN x2 on a real photo
+(:func:`lut_vs_fsrcnn`).
+
 Other times are medians of ``repeats`` runs after a warm-up. ``only`` (``--only TEXT``) runs
 just the cases whose name contains TEXT (e.g. ``--only 6000x4000``).
 """
@@ -35,7 +38,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from densekit.benchmark import Row, peak_memory_mb, suite, time_pair
 
-__all__ = ['MODELS_TO_BENCH', 'bench_restoration', 'matmul_gflops', 'file_peak_rss']
+__all__ = ['MODELS_TO_BENCH', 'bench_restoration', 'matmul_gflops', 'file_peak_rss',
+           'lut_vs_fsrcnn']
 
 CONFIG_DIR = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..', '..', 'configs',
                       'restoration')
@@ -159,6 +163,9 @@ def _bench(repeats: int, quick: bool, only: Optional[str] = None) -> List[Row]:
         model = _build(config)
         rows.append(_model_row(name, model, size, peak, repeats, tiling if with_tiling else None))
         print(f'  measured {name}', flush=True)
+    case = 'RC-LUT tables x2 vs FSRCNN x2 network (peer), photo'
+    if wanted(case):
+        rows.append(lut_vs_fsrcnn(repeats, quick))
     tile, overlap = (64, 8) if quick else (DEFAULT_TILE, DEFAULT_OVERLAP)
     case = f'FSRCNN x2 {big[1]}x{big[0]} tiled ({tile}/{overlap}), 1 run'
     if wanted(case):
@@ -178,6 +185,38 @@ def _bench(repeats: int, quick: bool, only: Optional[str] = None) -> List[Row]:
                         extra={'MP/s out': f'{4 * huge[0] * huge[1] / 1e6 / result["seconds"]:.3f}',
                                'baseline RSS MiB': f'{result["baseline_rss_mib"]:.0f}'}))
     return rows
+
+
+def lut_vs_fsrcnn(repeats: int = 5, quick: bool = False) -> Row:
+    """RC-LUT table inference (``rclut_x2_cpu_photos.py`` converted) against FSRCNN x2
+    (``fsrcnn_x2_cpu_photos.py``) on scikit-image's ``coffee`` photo (400x600; 96x128 quick),
+    uint8 RGB in, uint8 RGB out for both (luma through the model, chroma MATLAB bicubic),
+    alternating in one process, median of at least 5 runs. The weights are untrained: neither
+    time depends on their values. The tables run in numpy on the CPU (mostly one thread).
+    """
+    import numpy as np
+    from skimage import data
+
+    from densekit.tasks.restoration.lut import convert_to_luts
+
+    photo = data.coffee()[:96, :128] if quick else data.coffee()
+    torch.manual_seed(0)
+    lut = convert_to_luts(_build('rclut_x2_cpu_photos.py').cpu())
+    fsrcnn = _build('fsrcnn_x2_cpu_photos.py')
+
+    def run_fsrcnn() -> np.ndarray:
+        x = torch.from_numpy(photo).to(_device()).permute(2, 0, 1)[None].float() / 255.0
+        return (fsrcnn.restore(x)[0].permute(1, 2, 0) * 255.0).round().byte().cpu().numpy()
+
+    lut_s, fsrcnn_s = time_pair(lambda: lut.restore_rgb(photo), run_fsrcnn,
+                                repeats=max(repeats, 5))
+    out_mp = photo.shape[0] * photo.shape[1] * 4 / 1e6
+    return Row(case=f'RC-LUT tables x2 vs FSRCNN x2 network (peer), photo '
+                    f'{photo.shape[1]}x{photo.shape[0]}',
+               densekit_s=lut_s, peer_s=fsrcnn_s,
+               extra={'MP/s out tables': f'{out_mp / lut_s:.3f}',
+                      'MP/s out FSRCNN': f'{out_mp / fsrcnn_s:.3f}',
+                      'table bytes': str(lut.nbytes)})
 
 
 # Runs in a fresh interpreter with only the public handler API, so that the same measurement

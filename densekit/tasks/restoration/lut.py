@@ -61,32 +61,59 @@ def sample_codes(interval: int = SAMPLE_INTERVAL) -> np.ndarray:
     return grid
 
 
+def _cell_tables(interval: int) -> tuple:
+    """Per 8-bit code: its cell's index and its fraction of the way through the cell."""
+    grid = sample_codes(interval)
+    codes = np.arange(256)
+    cell = np.minimum(codes // interval, len(grid) - 2)
+    frac = (codes - grid[cell]) / (grid[cell + 1] - grid[cell])
+    return cell.astype(np.int64), frac.astype(np.float32)
+
+
+def _interpolate(flat: np.ndarray, points: int, coords: list, interval: int) -> np.ndarray:
+    """Kuhn-simplex interpolation of ``flat`` (``(points^4, C)``) at four code arrays."""
+    cell_of, frac_of = _cell_tables(interval)
+    strides = (points ** 3, points ** 2, points, 1)
+    corner = np.zeros(coords[0].shape, np.int64)
+    fracs, steps = [], []
+    for code, stride in zip(coords, strides):  # np.take: much faster than fancy indexing
+        corner += np.take(cell_of, code) * stride
+        fracs.append(np.take(frac_of, code))
+        steps.append(np.full(code.shape, stride, np.int64))
+    # sort the fractions in descending order (a 5-comparator network), carrying the strides
+    for i, j in ((0, 1), (2, 3), (0, 2), (1, 3), (1, 2)):
+        swap = fracs[i] < fracs[j]
+        fracs[i], fracs[j] = np.where(swap, fracs[j], fracs[i]), np.where(swap, fracs[i], fracs[j])
+        steps[i], steps[j] = np.where(swap, steps[j], steps[i]), np.where(swap, steps[i], steps[j])
+    out = np.take(flat, corner, axis=0)
+    out *= (1.0 - fracs[0])[:, None]
+    for k in range(4):
+        corner += steps[k]
+        vertex = np.take(flat, corner, axis=0)
+        vertex *= (fracs[k] - fracs[k + 1] if k < 3 else fracs[3])[:, None]
+        out += vertex
+    return out
+
+
 def simplex_interpolate(table: np.ndarray, codes: np.ndarray,
                         interval: int = SAMPLE_INTERVAL) -> np.ndarray:
     """4-simplex interpolation of ``table`` (``(L, L, L, L, C)``, sampled at
     :func:`sample_codes`) at integer ``codes`` (``(P, 4)`` in 0..255); returns ``(P, C)`` float32.
+
+    Each cell of the grid is split into the 24 simplices of the Kuhn triangulation; the point's
+    simplex has the corners reached from the cell's lower corner by stepping the coordinates in
+    descending order of their fractional parts, weighted by the differences of those fractions.
     """
-    grid = sample_codes(interval)
-    points = len(grid)
+    points = len(sample_codes(interval))
     if table.ndim != 5 or table.shape[:4] != (points,) * 4:
         raise ValueError(f'table must be ({points}, {points}, {points}, {points}, C), got '
                          f'{table.shape}')
-    codes = np.asarray(codes, dtype=np.int64)
-    cell = np.minimum(codes // interval, points - 2)
-    width = (grid[cell + 1] - grid[cell]).astype(np.float32)
-    frac = (codes - grid[cell]).astype(np.float32) / width
-    order = np.argsort(-frac, axis=1, kind='stable')
-    frac_sorted = np.take_along_axis(frac, order, axis=1)
-    strides = np.array([points ** 3, points ** 2, points, 1], dtype=np.int64)
-    flat = table.reshape(points ** 4, -1)
-    corner = cell @ strides
-    weight = 1.0 - frac_sorted[:, 0]
-    out = weight[:, None] * flat[corner].astype(np.float32)
-    for k in range(4):
-        corner = corner + strides[order[:, k]]
-        weight = frac_sorted[:, k] - (frac_sorted[:, k + 1] if k < 3 else 0.0)
-        out += weight[:, None] * flat[corner].astype(np.float32)
-    return out
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.shape[1] != 4 or codes.min(initial=0) < 0 or \
+            codes.max(initial=0) > 255:
+        raise ValueError(f'codes must be (P, 4) integers in 0..255, got shape {codes.shape}')
+    flat = table.reshape(points ** 4, -1).astype(np.float32)
+    return _interpolate(flat, points, [codes[:, k].astype(np.int64) for k in range(4)], interval)
 
 
 @dataclasses.dataclass
@@ -110,6 +137,7 @@ class LUTModel:
     rc_table: np.ndarray
     unit_table: np.ndarray
     interval: int = SAMPLE_INTERVAL
+    _flat: Optional[np.ndarray] = dataclasses.field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n2, points = self.rc_size ** 2, len(sample_codes(self.interval))
@@ -163,14 +191,17 @@ class LUTModel:
         acc = np.zeros((h, w), np.float32)
         for p in range(n * n):
             dy, dx = divmod(p, n)
-            acc += self.rc_table[p][codes[dy:dy + h, dx:dx + w]]
+            acc += np.take(self.rc_table[p], codes[dy:dy + h, dx:dx + w])
         return np.clip(np.round(np.tanh(acc) * 127.0) + 127.0, 0, 255).astype(np.uint8)
 
     def unit_lookup(self, rc: np.ndarray) -> np.ndarray:
         """``(H + 1, W + 1)`` RC codes -> ``(sH, sW)`` interpolated unit output (int8 units)."""
         h, w = rc.shape[0] - 1, rc.shape[1] - 1
-        quad = np.stack([rc[:-1, :-1], rc[:-1, 1:], rc[1:, :-1], rc[1:, 1:]], -1).reshape(-1, 4)
-        out = simplex_interpolate(self.unit_table, quad, self.interval)
+        if self._flat is None:  # float32 copy of the int8 table: no conversion per look-up
+            self._flat = self.unit_table.reshape(-1, self.scale ** 2).astype(np.float32)
+        quad = [rc[:-1, :-1], rc[:-1, 1:], rc[1:, :-1], rc[1:, 1:]]
+        out = _interpolate(self._flat, self.unit_table.shape[0], [q.ravel() for q in quad],
+                           self.interval)
         s = self.scale
         return out.reshape(h, w, s, s).transpose(0, 2, 1, 3).reshape(h * s, w * s)
 
@@ -206,9 +237,13 @@ class LUTModel:
             raise ValueError(f'rgb must be (H, W, 3) uint8, got {rgb.dtype} {rgb.shape}')
         image = torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
         ycbcr = rgb2ycbcr(image)
-        luma = torch.from_numpy(self.upscale_luma(ycbcr[0, 0].numpy()))[None, None]
-        chroma = imresize_tensor(ycbcr[:, 1:], float(self.scale))
-        out = ycbcr2rgb(torch.cat([luma, chroma], 1))[0].permute(1, 2, 0).clamp(0, 1)
+        if self.input_skip == 'bicubic':  # one resize for the luma skip and the chroma
+            up = imresize_tensor(ycbcr, float(self.scale))
+            up[0, 0] += torch.from_numpy(self.residual(ycbcr[0, 0].numpy()))
+        else:
+            up = imresize_tensor(ycbcr, float(self.scale))
+            up[0, 0] = torch.from_numpy(self.upscale_luma(ycbcr[0, 0].numpy()))
+        out = ycbcr2rgb(up)[0].permute(1, 2, 0).clamp(0, 1)
         return (out * 255.0).round().to(torch.uint8).numpy()
 
 
