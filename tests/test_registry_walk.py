@@ -162,6 +162,10 @@ CASES: Dict[str, Case] = {
                            in_index=[0, 1, 2], branch_channels=(4, 6), clamp_pool=True),
     'FPN': Case(build(dict(type='FPN', in_channels=[8, 16, 32], out_channels=8, num_outs=4)),
                 pyramid([8, 16, 32], [1, 2, 4])),
+    'RCNet': Case(build(dict(type='RCNet', in_channels=[8, 16, 32], out_channels=16,
+                             num_outs=4)), pyramid([8, 16, 32], [1, 2, 4])),
+    'SEPC': Case(build(dict(type='SEPC', in_channels=8, num_levels=4, num_pconvs=2)),
+                 pyramid([8] * 4, [1, 2, 4, 8])),
     'JPU': Case(build(dict(type='JPU', in_channels=(8, 16, 32), mid_channels=8)),
                 pyramid([8, 16, 32], [1, 2, 4])),
     'PIIPInteraction': Case(
