@@ -230,6 +230,8 @@ CASES: Dict[str, Case] = {
     'RevUNetEncoder': Case(build(dict(type='RevUNetEncoder', in_channels=1, widths=[4, 8, 16],
                                       depths=[1, 1, 1])), img(1), sizes=SIZES_3D,
                            bf16_grad_tol=IN_GRAD_TOL),
+    'MeshNet': Case(build(dict(type='MeshNet', in_channels=1, channels=4, dilations=(1, 2, 1))),
+                    img(1), sizes=SIZES_3D),
     # restoration
     'CARNBody': Case(build(dict(type='CARNBody', channels=8, num_blocks=1, num_units=1)),
                      img(3)),

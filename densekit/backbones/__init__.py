@@ -4,6 +4,7 @@ from densekit.backbones.convnext import ConvNeXt  # noqa: F401
 from densekit.backbones.fasternet import FasterNet  # noqa: F401
 from densekit.backbones.highres_skips import HighResSkips  # noqa: F401
 from densekit.backbones.inceptionnext import InceptionNeXt  # noqa: F401
+from densekit.backbones.meshnet import MeshNet  # noqa: F401
 from densekit.backbones.piip import PIIP, PIIPSimplePyramid  # noqa: F401
 from densekit.backbones.rapidnet import RapidNet  # noqa: F401
 from densekit.backbones.rclut import RCLUTBody  # noqa: F401

@@ -68,7 +68,9 @@ class MedicalSegmentor(BaseModel):
 
     Args:
         backbone: Encoder config (e.g. ``dict(type='ResUNetEncoder', arch='tiny')``).
-        decode_head: Decoder config (``dict(type='UNetDecoderHead', ...)``).
+        decode_head: Decoder config (``dict(type='UNetDecoderHead', ...)``), or None for a
+            backbone that is the whole network (e.g. ``densekit.MeshNet``): it returns the
+            logits ``(N, num_classes, *spatial)`` itself and has a ``num_classes`` attribute.
         neck: Optional neck between them (``densekit.FPN`` / ``densekit.ASPP`` with
             ``spatial_dims=3``).
         loss: Loss config (default ``DiceCELoss``).
@@ -93,26 +95,38 @@ class MedicalSegmentor(BaseModel):
     per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
     per_sample_unused = ('loss_fn', 'data_preprocessor')  # not run by predict_volume
 
-    def __init__(self, backbone: dict, decode_head: dict, neck: Optional[dict] = None,
+    def __init__(self, backbone: dict, decode_head: Optional[dict] = None,
+                 neck: Optional[dict] = None,
                  loss: Optional[dict] = None, test_cfg: Optional[dict] = None,
                  data_preprocessor: Optional[dict] = None, init_cfg: Any = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor or
                          dict(type='MedicalDataPreprocessor'), init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
+        if decode_head is None and neck is not None:
+            raise ValueError(f'neck={neck!r} needs a decode_head (decode_head=None means the '
+                             f'backbone returns the logits itself)')
         self.neck = MODELS.build(neck) if neck is not None else None
-        self.decode_head = MODELS.build(decode_head)
+        self.decode_head = MODELS.build(decode_head) if decode_head is not None else None
+        head_classes = getattr(self.backbone if self.decode_head is None else self.decode_head,
+                               'num_classes', None)
+        if self.decode_head is None and (not isinstance(head_classes, int) or head_classes < 2):
+            raise ValueError(f'decode_head=None needs a backbone that returns logits and has an '
+                             f'int num_classes >= 2; {type(self.backbone).__name__} has '
+                             f'num_classes={head_classes!r}')
         self.loss_fn = MODELS.build(loss or dict(type='DiceCELoss'))
         unknown = set(test_cfg or {}) - set(DEFAULT_TEST_CFG)
         if unknown:
             raise ValueError(f'unknown test_cfg keys {sorted(unknown)}; expected '
                              f'{sorted(DEFAULT_TEST_CFG)}')
         self.test_cfg = {**DEFAULT_TEST_CFG, **(test_cfg or {})}
-        self.num_classes = self.decode_head.num_classes
+        self.num_classes = head_classes
 
     # -- network -------------------------------------------------------------------------------
     def logits(self, x: Tensor, all_scales: bool = False) -> Union[Tensor, List[Tensor]]:
         """Network output for ``(N, C, *spatial)``: finest logits, or all levels."""
         feats = self.backbone(x)
+        if self.decode_head is None:  # the backbone is the whole network (one output level)
+            return [feats] if all_scales else feats
         if self.neck is not None:
             feats = self.neck(list(feats))
         return self.decode_head(list(feats), all_scales=all_scales)
