@@ -25,3 +25,11 @@ from densekit import (  # noqa: F401
 )
 
 __version__ = '0.1.0'
+
+
+def __getattr__(name: str) -> object:
+    """``densekit.Predictor`` is imported on first use (it pulls in the inference stack)."""
+    if name == 'Predictor':
+        from densekit.predictor import Predictor
+        return Predictor
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 __all__ = ['UnreadableInput', 'check_complete', 'describe_unsupported', 'png_color_type',
-           'read_bgr']
+           'read_bgr', 'split_image_array', 'bgr_from_array']
 
 _JPEG_SUFFIXES = ('.jpg', '.jpeg', '.jpe', '.jfif')
 _PNG_END = b'\x00\x00\x00\x00IEND\xaeB`\x82'
@@ -150,3 +150,55 @@ def read_bgr(path: str) -> np.ndarray:
     if image is None:
         raise UnreadableInput('unreadable or corrupt image')
     return image
+
+
+def split_image_array(image: object, name: str = 'image'
+                      ) -> tuple[np.ndarray, Optional[np.ndarray], bool]:
+    """Check an in-memory image and split it into ``(rgb, alpha, gray)``.
+
+    ``image`` is ``(H, W)`` gray, ``(H, W, 1)`` gray, ``(H, W, 2)`` gray+alpha, ``(H, W, 3)``
+    RGB or ``(H, W, 4)`` RGBA (channel order as scikit-image, Pillow and imageio give it), of
+    dtype uint8, uint16 or float (float pixels in [0, 1]). ``rgb`` is ``(H, W, 3)`` in the
+    input's dtype (gray repeated), ``alpha`` ``(H, W)`` or None.
+
+    Raises:
+        TypeError: Not a numpy array, or an unsupported dtype.
+        ValueError: Wrong shape, empty, non-finite or out-of-range float pixels.
+    """
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f'{name} must be a numpy array, got {type(image).__name__}')
+    if image.dtype not in (np.uint8, np.uint16) and not np.issubdtype(image.dtype, np.floating):
+        raise TypeError(f'{name} must be uint8, uint16 or float, got dtype {image.dtype}')
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)) \
+            or min(image.shape[:2]) < 1:
+        raise ValueError(f'{name} must be (H, W) or (H, W, C) with C in 1-4, got shape '
+                         f'{image.shape}')
+    if np.issubdtype(image.dtype, np.floating):
+        if not np.isfinite(image).all():
+            raise ValueError(f'{name} has NaN or infinite pixels')
+        low, high = float(image.min()), float(image.max())
+        if low < 0 or high > 1:
+            raise ValueError(f'{name}: float pixels must lie in [0, 1], got [{low:.4g}, '
+                             f'{high:.4g}]; divide by 255 (or 65535) first')
+    planes = image.reshape(*image.shape[:2], -1)
+    channels = planes.shape[2]
+    alpha = np.ascontiguousarray(planes[..., channels - 1]) if channels in (2, 4) else None
+    if channels in (1, 2):
+        return np.repeat(planes[..., :1], 3, axis=2), alpha, True
+    return np.ascontiguousarray(planes[..., :3]), alpha, False
+
+
+def bgr_from_array(image: object, name: str = 'image') -> np.ndarray:
+    """An in-memory image (see :func:`split_image_array`) as the 8-bit-range BGR of mmcv.
+
+    uint8 stays uint8, as :func:`read_bgr` returns files; uint16 becomes float32 divided by
+    257 and float in [0, 1] is multiplied by 255 (float32), so no precision is lost. Alpha is
+    dropped.
+    """
+    rgb, _, _ = split_image_array(image, name)
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    if bgr.dtype == np.uint8:
+        return bgr
+    if bgr.dtype == np.uint16:
+        return bgr.astype(np.float32) / np.float32(257.0)
+    return bgr.astype(np.float32) * np.float32(255.0)

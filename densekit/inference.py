@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from densekit.apis import load_config
 from densekit.fileio import atomic_write_bytes
-from densekit.imageio import UnreadableInput, read_bgr
+from densekit.imageio import UnreadableInput, bgr_from_array, read_bgr
 
 __all__ = ['IMAGE_SUFFIXES', 'UnreadableInput', 'RunRefused', 'InferOptions', 'Handler',
            'InferenceSummary', 'expand_inputs', 'plan_outputs', 'build_model',
@@ -90,6 +90,12 @@ class Handler:
         predict: ``predict(items)`` predicts a list of read items, one result each.
         write: ``write(path, item, result, output_paths)`` writes the planned outputs.
         batchable: Whether ``predict`` benefits from several items at once.
+        from_input: ``from_input(obj)`` makes an item from an in-memory input (an array, a
+            nibabel image), as ``read`` does from a file (:class:`~densekit.Predictor`).
+        result: ``result(source, item, prediction)`` turns one prediction into what
+            :meth:`densekit.Predictor.predict` returns for the input ``source``.
+        batch_key: Items with equal keys may share a forward pass (same image size: no
+            padding inside a batch, so a batch gives the results of single inputs).
     """
 
     suffixes: Sequence[str]
@@ -98,6 +104,9 @@ class Handler:
     predict: Callable[[List[Any]], List[Any]]
     write: Callable[[str, Any, Any, List[str]], None]
     batchable: bool = False
+    from_input: Optional[Callable[[Any], Any]] = None
+    result: Optional[Callable[[Any, Any, Any], Any]] = None
+    batch_key: Optional[Callable[[Any], Any]] = None
 
     def handle(self, path: str, out_dir: str) -> List[str]:
         """Read, predict and write one input into ``out_dir``; returns the written paths."""
@@ -269,6 +278,15 @@ def _num_classes(cfg: Any, model: torch.nn.Module) -> int:
     return int(count or len(model.dataset_meta.get('classes') or ()) or 2)
 
 
+def _image_item(array: Any) -> Dict[str, Any]:
+    """A segmentation / detection item from an in-memory RGB (or gray) array."""
+    return dict(img=bgr_from_array(array))
+
+
+def _image_shape(item: Dict[str, Any]) -> tuple:
+    return tuple(item['img'].shape)
+
+
 def _segmentation_handler(cfg: Any, model: torch.nn.Module, options: InferOptions) -> Handler:
     from mmengine.dataset import pseudo_collate
 
@@ -294,7 +312,8 @@ def _segmentation_handler(cfg: Any, model: torch.nn.Module, options: InferOption
 
     return Handler(IMAGE_SUFFIXES, lambda path: [f'{_stem(path)}_label.png',
                                                  f'{_stem(path)}_overlay.png'],
-                   read, predict, write, batchable=True)
+                   read, predict, write, batchable=True, from_input=_image_item,
+                   result=lambda source, item, label: label, batch_key=_image_shape)
 
 
 def _detection_handler(cfg: Any, model: torch.nn.Module, options: InferOptions) -> Handler:
@@ -332,9 +351,15 @@ def _detection_handler(cfg: Any, model: torch.nn.Module, options: InferOptions) 
         atomic_write_bytes(json.dumps(record, indent=1).encode(), outputs[0])
         atomic_write_bytes(_encode(outputs[1], drawn), outputs[1])
 
+    def result(source: Any, item: Dict[str, Any], pred: Any) -> Dict[str, np.ndarray]:
+        return dict(boxes=pred.bboxes.detach().cpu().numpy().astype(np.float32).reshape(-1, 4),
+                    scores=pred.scores.detach().cpu().numpy().astype(np.float32),
+                    labels=pred.labels.detach().cpu().numpy().astype(np.int64))
+
     return Handler(IMAGE_SUFFIXES, lambda path: [f'{_stem(path)}.json',
                                                  f'{_stem(path)}_boxes.png'],
-                   read, predict, write, batchable=True)
+                   read, predict, write, batchable=True, from_input=_image_item,
+                   result=result, batch_key=_image_shape)
 
 
 HandlerFactory = Callable[[Any, torch.nn.Module, InferOptions], Handler]
@@ -416,6 +441,9 @@ def infer(config: Any, checkpoint: str, inputs: Sequence[str], out_dir: str,
         inputs: Files, folders or glob patterns.
         out_dir: Output folder (created only when something is written).
         device: ``'cpu'``, ``'cuda'``... (default: CUDA when available).
+
+    The model and its predictions are those of :class:`densekit.Predictor` built from the
+    same arguments, so files written here hold what ``Predictor.predict`` returns.
         strict: Refuse a checkpoint whose keys do not fit the model.
         cfg_options: Overrides merged into the config.
         options: Handler options (:class:`InferOptions`).
@@ -424,6 +452,8 @@ def infer(config: Any, checkpoint: str, inputs: Sequence[str], out_dir: str,
         ValueError: The config's task has no inference handler.
         RunRefused: Outputs would collide or overwrite inputs (nothing was written).
     """
+    from densekit.predictor import Predictor
+
     options = options or InferOptions()
     cfg = load_config(config, cfg_options)
     task = detect_task(cfg)
@@ -431,9 +461,8 @@ def infer(config: Any, checkpoint: str, inputs: Sequence[str], out_dir: str,
         raise ValueError(f'no inference handler for task {task!r}; available: {sorted(HANDLERS)}')
     if options.ensemble and task != 'medical':
         raise ValueError(f'--ensemble is supported for medical configs, not task {task!r}')
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    model = build_model(cfg, checkpoint, device, strict=strict)
-    handler = HANDLERS[task](cfg, model, options)
+    predictor = Predictor(cfg, checkpoint, device or 'auto', strict=strict, options=options)
+    handler = predictor.handler
     files, missing = expand_inputs(inputs, handler.suffixes)
     planned = plan_outputs(files, handler.outputs, out_dir)
     summary = InferenceSummary(inputs=list(planned), missing=missing)
@@ -475,7 +504,7 @@ def infer(config: Any, checkpoint: str, inputs: Sequence[str], out_dir: str,
             if not batch:
                 continue
             try:
-                results = handler.predict([item for _, item in batch])
+                results = predictor.predict_items([item for _, item in batch], batch_size)
             except Exception as err:
                 if len(batch) == 1 or is_fatal(err):
                     fail(batch[0][0], err)

@@ -368,8 +368,10 @@ def test_failure_inside_write_leaves_no_file(tmp_path: Path) -> None:
 
 def test_bad_arrays_are_refused() -> None:
     model = _sr_model()
-    with pytest.raises(ValueError, match=r'rgb must be an \(H, W, 3\) uint8/uint16'):
-        restore_array(model, np.zeros((8, 8, 3), np.float32))
+    with pytest.raises(ValueError, match=r'rgb must be an \(H, W, 3\) uint8/uint16/float'):
+        restore_array(model, np.zeros((8, 8, 3), np.int32))
+    with pytest.raises(ValueError, match=r'rgb must be an \(H, W, 3\) uint8/uint16/float'):
+        restore_array(model, np.zeros((8, 8), np.float32))
     with pytest.raises(TypeError, match='float tensor'):
         tiled_restore(model.restore, torch.zeros(1, 3, 8, 8, dtype=torch.uint8), 2)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os.path as osp
 from typing import Any, List, Optional
 
+import numpy as np
 import torch
 
 from densekit.inference import Handler, InferOptions, UnreadableInput, register_handler
@@ -26,8 +27,10 @@ from densekit.tasks.medical3d.nifti import (
     NIFTI_SUFFIXES,
     Case,
     UnreadableNifti,
+    case_from_image,
     case_id,
     channel_files,
+    labels_image,
     read_case,
     write_labels,
 )
@@ -92,12 +95,14 @@ def medical_handler(cfg: Any, model: torch.nn.Module,
                 raise ValueError(f'{err}; the model expects {len(expected)} channel(s): '
                                  f'{", ".join(expected)}') from None
             raise
-        if case.image.shape[0] != len(expected):
-            raise ValueError(f'{path}: case has {case.image.shape[0]} channel(s) (shape '
-                             f'{tuple(case.image.shape[1:])} per channel, files '
-                             f'{", ".join(osp.basename(p) for p in paths)}); the model expects '
-                             f'{len(expected)}: {", ".join(expected)}')
+        check_channels(case, path, f', files {", ".join(osp.basename(p) for p in paths)}')
         return case
+
+    def check_channels(case: Case, name: str, files: str = '') -> None:
+        if case.image.shape[0] != len(expected):
+            raise ValueError(f'{name}: case has {case.image.shape[0]} channel(s) (shape '
+                             f'{tuple(case.image.shape[1:])} per channel{files}); the model '
+                             f'expects {len(expected)}: {", ".join(expected)}')
 
     def predict(cases: List[Case]) -> List[Any]:
         results = []
@@ -115,7 +120,21 @@ def medical_handler(cfg: Any, model: torch.nn.Module,
     def write(path: str, case: Case, labels: Any, out_paths: List[str]) -> None:
         write_labels(labels, case.affine, case.header, out_paths[0])
 
-    return Handler(NIFTI_SUFFIXES, outputs, read, predict, write)
+    def from_input(source: Any) -> Case:
+        spacing = preprocessor.target_spacing
+        case = case_from_image(source, channel_axis=options.channel_axis,
+                               spacing=None if spacing is None else spacing[::-1])
+        check_channels(case, '<input>')
+        return case
+
+    def result(source: Any, case: Case, labels: Any) -> Any:
+        labels = np.asarray(labels)
+        if isinstance(source, np.ndarray):
+            return labels
+        return labels_image(labels, case.affine, case.header)
+
+    return Handler(NIFTI_SUFFIXES, outputs, read, predict, write, from_input=from_input,
+                   result=result)
 
 
 register_handler('medical', medical_handler)

@@ -6,8 +6,11 @@
   voxel order, and raises ``ValueError`` naming the file for: unreadable files, NaN / inf
   voxels, channels or labels whose shape or affine disagree with the first image, and label
   maps that are not non-negative integers.
+* :func:`case_from_image` makes the same :class:`Case` from an in-memory nibabel image or
+  array (the Predictor's inputs), with the same checks.
 * :func:`write_labels` writes a label map with a reference image's affine and header as
-  ``uint8`` (or ``uint16`` above 255), atomically.
+  ``uint8`` (or ``uint16`` above 255), atomically; :func:`labels_image` builds that image in
+  memory.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import numpy as np
 from densekit.fileio import atomic_write_bytes
 
 __all__ = ['NIFTI_SUFFIXES', 'channel_files', 'case_id', 'read_case', 'write_labels', 'Case',
-           'load_nifti']
+           'load_nifti', 'case_from_image', 'labels_image']
 
 NIFTI_SUFFIXES = ('.nii', '.nii.gz')
 _CHANNEL_RE = re.compile(r'^(?P<case>.+)_(?P<channel>\d{4})(?P<ext>\.nii(\.gz)?)$')
@@ -206,15 +209,58 @@ def read_case(image_paths: Sequence[str], label_path: Optional[str] = None, *,
     return Case(image, label, affine, header, tuple(image_paths), label_path)
 
 
-def write_labels(labels: np.ndarray, affine: np.ndarray, header: nib.Nifti1Header,
-                 path: str) -> str:
-    """Write ``labels`` ``(X, Y, Z)`` with an input's ``affine`` and ``header``, atomically.
+def case_from_image(source: object, *, channel_axis: Optional[int] = None,
+                    spacing: Optional[Sequence[float]] = None, name: str = '<array>') -> Case:
+    """A :class:`Case` from a nibabel image or an array, checked as :func:`read_case` checks.
+
+    Args:
+        source: A nibabel spatial image (its affine and header are kept), or an array in the
+            file voxel order nibabel uses: ``(X, Y, Z)`` or ``(C, X, Y, Z)``.
+        channel_axis: For a 4D nibabel image, the axis that holds channels (as ``read_case``).
+        spacing: Voxel size ``(x, y, z)`` mm of an array (its affine is ``diag(spacing)``);
+            default 1 mm.
+        name: How errors name the input.
+
+    Raises:
+        TypeError: ``source`` is neither an image nor an array.
+        ValueError: Wrong rank, NaN / inf voxels.
+    """
+    if isinstance(source, nib.spatialimages.SpatialImage):
+        data = np.asarray(source.get_fdata(dtype=np.float32))
+        intent = has_channel_intent(source) if isinstance(source, nib.Nifti1Image) else False
+        parts = _channel_parts(data, name, channel_axis, False, intent)
+        _finite(data, name)
+        header = source.header if isinstance(source, nib.Nifti1Image) \
+            else nib.Nifti1Header.from_header(source.header)
+        return Case(np.stack(parts).astype(np.float32, copy=False), None,
+                    np.asarray(source.affine, np.float64), header, (), None)
+    if not isinstance(source, np.ndarray):
+        raise TypeError(f'{name}: expected a nibabel image or a numpy array, got '
+                        f'{type(source).__name__}')
+    if source.ndim not in (3, 4) or not (np.issubdtype(source.dtype, np.number)
+                                         or source.dtype == bool):
+        raise ValueError(f'{name}: expected a numeric (X, Y, Z) or (C, X, Y, Z) volume, got '
+                         f'shape {source.shape} {source.dtype}')
+    image = source.astype(np.float32)
+    if image.ndim == 3:
+        image = image[None]
+    _finite(image, name)
+    size = (1.0, 1.0, 1.0) if spacing is None else tuple(float(s) for s in spacing)
+    if len(size) != 3 or min(size) <= 0:
+        raise ValueError(f'spacing must be 3 positive (x, y, z) mm values, got {spacing!r}')
+    affine = np.diag([*size, 1.0])
+    header = nib.Nifti1Header()
+    header.set_data_shape(image.shape[1:])
+    header.set_zooms(size)
+    return Case(image, None, affine, header, (), None)
+
+
+def labels_image(labels: np.ndarray, affine: np.ndarray, header: nib.Nifti1Header
+                 ) -> nib.Nifti1Image:
+    """``labels`` ``(X, Y, Z)`` as a NIfTI image with ``affine`` and a copy of ``header``.
 
     The dtype is ``uint8`` for labels up to 255, else ``uint16``; scaling is reset so the
-    stored values are the labels. ``.nii.gz`` paths are gzip-compressed.
-
-    Returns:
-        ``path``.
+    stored values are the labels.
     """
     labels = np.asarray(labels)
     shape = tuple(int(n) for n in header.get_data_shape()[:3])
@@ -227,7 +273,19 @@ def write_labels(labels: np.ndarray, affine: np.ndarray, header: nib.Nifti1Heade
     out = nib.Nifti1Image(labels.astype(dtype), affine, header)
     out.header.set_slope_inter(1.0, 0.0)
     out.header['cal_min'], out.header['cal_max'] = 0, top
-    data = out.to_bytes()
+    return out
+
+
+def write_labels(labels: np.ndarray, affine: np.ndarray, header: nib.Nifti1Header,
+                 path: str) -> str:
+    """Write ``labels`` ``(X, Y, Z)`` with an input's ``affine`` and ``header``, atomically.
+
+    The image is :func:`labels_image`; ``.nii.gz`` paths are gzip-compressed.
+
+    Returns:
+        ``path``.
+    """
+    data = labels_image(labels, affine, header).to_bytes()
     if path.endswith('.gz'):
         data = gzip.compress(data, compresslevel=6)
     atomic_write_bytes(data, path)

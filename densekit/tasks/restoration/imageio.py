@@ -63,7 +63,9 @@ class LoadedImage:
 
     @property
     def peak(self) -> float:
-        """Largest stored value (255 or 65535)."""
+        """Largest stored value (255 or 65535; 1 for float pixels)."""
+        if not np.issubdtype(self.rgb.dtype, np.integer):
+            return 1.0
         return float(np.iinfo(self.rgb.dtype).max)
 
 
@@ -139,7 +141,8 @@ def file_pixels(rgb: np.ndarray, alpha: Optional[np.ndarray] = None, gray: bool 
                 ) -> np.ndarray:
     """The stored channels of (rows of) an output: gray, gray+alpha, RGB or RGBA, in that order.
 
-    Gray is the rounded mean of the three restored channels; ``alpha`` is ``(h, w)``.
+    Gray is the mean of the three restored channels (rounded for integer dtypes); ``alpha`` is
+    ``(h, w)``.
     Returns ``(h, w)`` for gray, else ``(h, w, C)``, in ``rgb``'s dtype.
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -147,7 +150,8 @@ def file_pixels(rgb: np.ndarray, alpha: Optional[np.ndarray] = None, gray: bool 
     if alpha is not None and alpha.shape != rgb.shape[:2]:
         raise ValueError(f'alpha must be {rgb.shape[:2]} like rgb, got shape {alpha.shape}')
     if gray:
-        base = rgb.mean(axis=2, dtype=np.float64).round().astype(rgb.dtype)
+        base = rgb.mean(axis=2, dtype=np.float64)
+        base = (base.round() if np.issubdtype(rgb.dtype, np.integer) else base).astype(rgb.dtype)
         if alpha is None:
             return base
         return np.stack([base, alpha.astype(rgb.dtype)], axis=2)

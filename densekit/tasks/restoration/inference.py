@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from densekit.fileio import atomic_open, atomic_write_bytes
+from densekit.imageio import split_image_array
 from densekit.inference import IMAGE_SUFFIXES, Handler, InferOptions, register_handler
 from densekit.tasks.restoration.imageio import (
     LoadedImage,
@@ -48,10 +49,15 @@ RowSink = Callable[[int, np.ndarray], None]
 
 def _check_rgb(rgb: np.ndarray) -> None:
     if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 \
-            or rgb.dtype not in (np.uint8, np.uint16):
+            or not (rgb.dtype in (np.uint8, np.uint16) or np.issubdtype(rgb.dtype, np.floating)):
         shape = getattr(rgb, 'shape', None)
-        raise ValueError(f'rgb must be an (H, W, 3) uint8/uint16 array, got {shape} '
+        raise ValueError(f'rgb must be an (H, W, 3) uint8/uint16/float array, got {shape} '
                          f'{getattr(rgb, "dtype", type(rgb).__name__)}')
+
+
+def _peak(dtype: np.dtype) -> float:
+    """Largest pixel value of ``dtype``: 255, 65535, or 1 for float pixels in [0, 1]."""
+    return float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
 
 
 def restore_rows(model: torch.nn.Module, rgb: np.ndarray, sink: RowSink,
@@ -61,18 +67,22 @@ def restore_rows(model: torch.nn.Module, rgb: np.ndarray, sink: RowSink,
 
     ``rgb`` is ``(H, W, 3)`` uint8/uint16 and stays so: each tile is converted to float on its
     own. ``sink(first_row, rows)`` receives ``(r, sW, 3)`` arrays of ``rgb``'s dtype, top to
-    bottom (the quantisation is ``floor(clamp(x, 0, 1) * peak + 0.5)``).
+    bottom (the quantisation is ``floor(clamp(x, 0, 1) * peak + 0.5)``). Float ``rgb`` (pixels
+    in [0, 1]) gives float rows clamped to [0, 1], not quantised.
     ``progress(1)`` is called after each tile.
     """
     _check_rgb(rgb)
-    peak = float(np.iinfo(rgb.dtype).max)
+    peak = _peak(rgb.dtype)
+    integer = np.issubdtype(rgb.dtype, np.integer)
     scale = int(model.scale)
     device = next(model.parameters()).device
     image = torch.from_numpy(rgb).permute(2, 0, 1)[None]  # a view: no copy, no float image
 
     def emit(row: int, rows: torch.Tensor) -> None:
-        values = rows[0].clamp_(0, 1).mul_(peak).add_(0.5).floor_().permute(1, 2, 0)
-        sink(row, values.numpy().astype(rgb.dtype))
+        values = rows[0].clamp_(0, 1)
+        if integer:
+            values = values.mul_(peak).add_(0.5).floor_()
+        sink(row, values.permute(1, 2, 0).numpy().astype(rgb.dtype))
 
     tiled_restore(model.restore, image, scale, tile, overlap, align=model.size_divisor,
                   sink=emit, device=device, prepare=lambda t: t.float().div_(peak),
@@ -81,7 +91,9 @@ def restore_rows(model: torch.nn.Module, rgb: np.ndarray, sink: RowSink,
 
 def restore_array(model: torch.nn.Module, rgb: np.ndarray, tile: int = DEFAULT_TILE,
                   overlap: int = DEFAULT_OVERLAP) -> np.ndarray:
-    """Restore an ``(H, W, 3)`` uint8/uint16 array; returns ``(sH, sW, 3)`` of the same dtype.
+    """Restore an ``(H, W, 3)`` uint8/uint16 (or float, in [0, 1]) array.
+
+    Returns ``(sH, sW, 3)`` of the same dtype.
 
     Built on :func:`restore_rows`: the rows are written into the returned array.
 
@@ -104,9 +116,12 @@ def _resize_alpha(alpha: np.ndarray, scale: int) -> np.ndarray:
     """Upscale an alpha channel with MATLAB bicubic (the colour goes through the network)."""
     if scale == 1:
         return alpha
-    peak = float(np.iinfo(alpha.dtype).max)
+    peak = _peak(alpha.dtype)
     up = imresize_tensor(torch.from_numpy(alpha.astype(np.float32) / peak)[None], float(scale))
-    return np.floor(up[0].clamp_(0, 1).numpy() * peak + 0.5).astype(alpha.dtype)
+    up = up[0].clamp_(0, 1).numpy()
+    if not np.issubdtype(alpha.dtype, np.integer):
+        return up.astype(alpha.dtype)
+    return np.floor(up * peak + 0.5).astype(alpha.dtype)
 
 
 @dataclass
@@ -167,6 +182,17 @@ def restoration_handler(cfg: Any, model: torch.nn.Module,
     def predict(images: List[LoadedImage]) -> List[PendingRestoration]:
         return [PendingRestoration(model, image, tile, overlap) for image in images]
 
+    def from_input(array: Any) -> LoadedImage:
+        rgb, alpha, gray = split_image_array(array)
+        return LoadedImage(rgb, alpha, gray)
+
+    def result(source: Any, image: LoadedImage, pending: PendingRestoration) -> np.ndarray:
+        alpha = None if image.alpha is None else _resize_alpha(image.alpha, scale)
+        pixels = file_pixels(pending.array(), alpha, image.gray)
+        if isinstance(source, np.ndarray) and source.ndim == 3 and pixels.ndim == 2:
+            pixels = pixels[..., None]  # (H, W, 1) in, (sH, sW, 1) out
+        return pixels
+
     def write(path: str, image: LoadedImage, pending: PendingRestoration,
               out_paths: List[str]) -> None:
         alpha = None if image.alpha is None else _resize_alpha(image.alpha, scale)
@@ -188,7 +214,8 @@ def restoration_handler(cfg: Any, model: torch.nn.Module,
         finally:
             bar.close()
 
-    return Handler(IMAGE_SUFFIXES, outputs, read_image, predict, write)
+    return Handler(IMAGE_SUFFIXES, outputs, read_image, predict, write,
+                   from_input=from_input, result=result)
 
 
 def _write_png(pending: PendingRestoration, alpha: Optional[np.ndarray], path: str,
