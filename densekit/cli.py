@@ -141,6 +141,27 @@ def build_parser() -> argparse.ArgumentParser:
                         'with CHECKPOINT\'s, window by window')
     _add_cfg_options(p)
 
+    p = sub.add_parser('export', help='export a trained model to ONNX (standard ops), '
+                                      'optionally verified by onnxruntime',
+                       description='Write the network of CONFIG with CHECKPOINT as an ONNX '
+                                   'graph of standard ops with dynamic batch and spatial sizes '
+                                   '(see densekit.export). --verify compares onnxruntime with '
+                                   'PyTorch on another size; the exit status is 1 when the '
+                                   'difference exceeds the bound. Needs the deploy extra.')
+    p.add_argument('config', help='config file path')
+    p.add_argument('checkpoint', help='checkpoint file')
+    p.add_argument('--out', required=True, help='the .onnx file to write')
+    p.add_argument('--opset', type=int, default=17, help='ONNX opset (default 17)')
+    p.add_argument('--shape', type=int, nargs='+', metavar='N',
+                   help='example input size: H W (D H W for medical windows)')
+    p.add_argument('--static', action='store_true',
+                   help='fix batch 1 and --shape instead of dynamic sizes')
+    p.add_argument('--verify', action='store_true',
+                   help='run onnxruntime and PyTorch on another size and print the difference')
+    p.add_argument('--no-strict', action='store_true',
+                   help='accept a checkpoint whose keys do not all fit the model')
+    _add_cfg_options(p)
+
     p = sub.add_parser('plan', help='medical: plan a dataset folder (fingerprint, nnU-Net rules) '
                                     'and write plans.json, config.py and splits.json',
                        description='Read every training case of DATASET_DIR (MSD / nnU-Net '
@@ -275,7 +296,9 @@ def _add_check_data_parser(sub: Any) -> None:
 
 def _user_errors() -> tuple[type, ...]:
     """Exception types that mean bad input from the user, printed as one line."""
-    return (ValueError, TypeError, KeyError, OSError)
+    from densekit.errors import MissingExtra
+
+    return (ValueError, TypeError, KeyError, OSError, MissingExtra)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -322,6 +345,13 @@ def _run(args: argparse.Namespace) -> int:
                         strict=not args.no_strict, cfg_options=args.cfg_options,
                         options=options)
         return 0 if summary.ok else 1
+    elif args.command == 'export':
+        from densekit.export import export_onnx
+        report = export_onnx(args.config, args.checkpoint, args.out, opset=args.opset,
+                             shape=args.shape, static=args.static, verify=args.verify,
+                             strict=not args.no_strict, cfg_options=args.cfg_options)
+        print(report.summary())
+        return 0 if report.max_abs_diff is None or report.verified else 1
     elif args.command == 'bench':
         from densekit.benchmark import load_suites, run_suites
         names = [*load_suites(), 'all']

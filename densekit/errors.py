@@ -7,7 +7,7 @@ callers that catch it keep working when only the import or ``type`` is switched.
 """
 from __future__ import annotations
 
-__all__ = ['ArgumentError', 'InputSizeError']
+__all__ = ['ArgumentError', 'InputSizeError', 'MissingExtra']
 
 
 class ArgumentError(ValueError, AssertionError):
@@ -22,3 +22,7 @@ class ArgumentError(ValueError, AssertionError):
 class InputSizeError(ValueError, RuntimeError):
     """An input too small for the module, where the peer fails inside a torch op with a
     ``RuntimeError``."""
+
+
+class MissingExtra(ImportError):
+    """An optional dependency is not installed; the message says which extra installs it."""

@@ -87,3 +87,18 @@ def test_bt601_conversions() -> None:
     np.testing.assert_allclose(ycc.numpy(), [235.0, 128.0, 128.0], atol=1e-3)
     x = torch.rand(2, 3, 5, 5, dtype=torch.float64)
     torch.testing.assert_close(ycbcr2rgb(rgb2ycbcr(x)), x)
+
+
+@pytest.mark.parametrize('scale', [2, 3, 4])
+def test_upscale_integer_is_imresize_and_traces_size_free(scale: int) -> None:
+    from densekit.tasks.restoration.imresize import upscale_integer
+
+    for size in ((2, 3), (5, 7), (17, 12)):  # the smallest sizes mirror the most taps
+        x = torch.rand(2, 3, *size, dtype=torch.float64)
+        # float64: only the order of the sums differs from imresize_tensor's
+        assert float((upscale_integer(x, scale) - imresize_tensor(x, float(scale))).abs().max()) \
+            < 1e-12
+    traced = torch.jit.trace(lambda t: imresize_tensor(t, float(scale)),
+                             torch.rand(1, 1, 6, 9, dtype=torch.float64))
+    other = torch.rand(1, 1, 11, 4, dtype=torch.float64)  # a size the trace never saw
+    assert float((traced(other) - imresize_tensor(other, float(scale))).abs().max()) < 1e-12

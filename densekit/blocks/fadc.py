@@ -141,6 +141,9 @@ class FADConv(nn.Module):
         torch.Size([2, 16, 15, 11])
     """
 
+    # densekit export refuses it: the deformable sampling is an mmcv compiled op
+    export_refusal = 'modulated deformable convolution (mmcv.ops.modulated_deform_conv2d)'
+
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int,
                  kernel_size: int = 3, dilation: int = 1, stride: int = 1, groups: int = 1,
                  bias: bool = True, adakern: bool = True, freq_select: bool = True,

@@ -17,13 +17,14 @@ Everything here is plain PyTorch so it runs on batches, on the GPU and in data p
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Tuple, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ['cubic', 'resize_weights', 'imresize', 'imresize_tensor']
+__all__ = ['cubic', 'resize_weights', 'imresize', 'imresize_tensor', 'upscale_integer']
 
 
 def cubic(x: Tensor) -> Tensor:
@@ -79,6 +80,10 @@ def resize_weights(in_len: int, out_len: int, scale: float, antialias: bool = Tr
     return weights, idx
 
 
+def _tracing() -> bool:
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+
+
 def _out_size(size: int, scale: float) -> int:
     return int(math.ceil(size * scale - 1e-9))
 
@@ -104,6 +109,8 @@ def imresize_tensor(x: Tensor, scale: float, size: Union[Tuple[int, int], None] 
         raise TypeError(f'x must be a floating tensor, got dtype {x.dtype}')
     if x.dim() < 2:
         raise ValueError(f'x must have at least 2 dims (..., H, W), got shape {tuple(x.shape)}')
+    if size is None and float(scale).is_integer() and scale > 1 and _tracing():
+        return upscale_integer(x, int(scale))  # the traced graph keeps dynamic sizes
     h, w = x.shape[-2:]
     out_h, out_w = size if size is not None else (_out_size(h, scale), _out_size(w, scale))
     scales = (out_h / h, out_w / w) if size is not None else (scale, scale)
@@ -125,6 +132,53 @@ def imresize_tensor(x: Tensor, scale: float, size: Union[Tuple[int, int], None] 
             acc.add_(moved[..., idx[:, tap]] * weights[:, tap])
         out = acc.movedim(-1, dim)
     return out
+
+
+def _phase_kernels(scale: int, dtype: torch.dtype) -> Tensor:
+    """``(scale, 5)`` taps over input offsets -2..2 of each output phase of an x``scale`` upscale.
+
+    Output ``q * scale + p`` reads input ``q - 2 .. q + 2`` with the weights of phase ``p``;
+    they are read off :func:`resize_weights` away from the borders, so they are MATLAB's.
+    """
+    length = 8
+    with warnings.catch_warnings():  # constants: nothing here depends on a traced input
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        weights, idx = resize_weights(length, length * scale, float(scale), True,
+                                      torch.float64)
+        weights, idx = weights.tolist(), idx.tolist()
+    kernels = [[0.0] * 5 for _ in range(scale)]
+    centre = length // 2
+    for phase in range(scale):
+        row = centre * scale + phase
+        for tap, source in enumerate(idx[row]):
+            kernels[phase][source - centre + 2] += weights[row][tap]
+    return torch.tensor(kernels, dtype=dtype)
+
+
+def _upscale_last_axis(x: Tensor, scale: int, kernels: Tensor) -> Tensor:
+    lead = x.shape[:-1]
+    # symmetric padding by 2 (the edge pixel repeated), as MATLAB mirrors the taps
+    padded = torch.cat([x[..., 1:2], x[..., :1], x, x[..., -1:], x[..., -2:-1]], dim=-1)
+    flat = padded.reshape(-1, 1, padded.shape[-1])
+    phases = torch.nn.functional.conv1d(flat, kernels[:, None].to(x.dtype))  # (B, s, L)
+    return phases.transpose(1, 2).reshape(*lead, -1)
+
+
+def upscale_integer(x: Tensor, scale: int) -> Tensor:
+    """MATLAB bicubic x``scale`` upscale of ``(..., H, W)`` with shape-independent ops.
+
+    The same result as :func:`imresize_tensor` (up to the order of the float sums) written as
+    a fixed polyphase filter: symmetric padding, a 5-tap convolution per output phase and an
+    interleave. Nothing depends on the input size, so a traced or ONNX-exported graph keeps
+    dynamic sizes. Needs ``H, W >= 2``.
+    """
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f'scale must be a positive int, got {scale!r}')
+    if scale == 1:
+        return x
+    kernels = _phase_kernels(scale, torch.float64)
+    rows = _upscale_last_axis(x.transpose(-1, -2), scale, kernels).transpose(-1, -2)
+    return _upscale_last_axis(rows, scale, kernels)
 
 
 def imresize(image: np.ndarray, scale: float, size: Union[Tuple[int, int], None] = None,

@@ -80,6 +80,8 @@ class Restorer(BaseModel):
     def _pad(self, x: Tensor) -> Tensor:
         h, w = x.shape[-2:]
         ph, pw = -h % self.size_divisor, -w % self.size_divisor
+        if self.size_divisor > 1 and (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
+            return F.pad(x, (0, pw, 0, ph), mode='reflect')  # symbolic sizes: always pad
         if not ph and not pw:
             return x
         mode = 'reflect' if ph < h and pw < w else 'replicate'

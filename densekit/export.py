@@ -1,0 +1,382 @@
+"""``densekit export``: a trained model as an ONNX graph of standard ops, checked by onnxruntime.
+
+What is exported, per task family (``cfg.task``):
+
+* ``seg``: image -> class scores at the image's size. Input ``(N, 3, H, W)`` float32 pixels
+  in [0, 255], in the channel order the model's data preprocessor gives its network (RGB when
+  the config sets ``bgr_to_rgb``); the mean/std normalisation is part of the graph.
+* ``det``: the network up to the raw head outputs (the same input as ``seg``); the outputs are
+  the head's per-level maps, ``cls_0 ... cls_{L-1}``, ``box_0 ... box_{L-1}`` (and
+  ``ctr_*`` for FCOS-style heads). Box decoding and NMS stay outside the graph.
+* ``sr`` / ``derain``: ``(N, 3, H, W)`` in [0, 1] -> the restored image (clamped to [0, 1]),
+  as :meth:`densekit.Restorer.restore` computes it.
+* ``medical``: the per-window network: a preprocessed window ``(N, C, D, H, W)`` -> the
+  finest logits. The sliding window drives it.
+
+Batch and spatial sizes are dynamic unless ``static=True`` fixes them at ``shape``. The
+``.onnx`` file is written atomically: an export that fails leaves nothing behind, and a
+checkpoint that does not fit the config is refused before anything is traced. A model with a
+module that needs mmcv's compiled ops (deformable convolution: FADConv, PIIP's deformable
+attention, the deformable SEPC / RCNet variants) is refused with the module's name and why.
+
+``verify`` runs the file in onnxruntime and the model in PyTorch on a size different from the
+export size (97x131 in 2D) and reports the largest absolute difference, next to the float32
+floor (the model in float32 against itself in float64 on the same input). The difference must
+stay within ``tolerance`` (1e-4), or within four float32 floors for a model whose own float32
+rounding is larger than that; otherwise the export counts as failed. onnx and onnxruntime
+are the optional ``deploy`` extra (``pip install densekit[deploy]``).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import os.path as osp
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from densekit.apis import load_config
+from densekit.errors import ArgumentError, MissingExtra
+from densekit.inference import build_model, detect_task
+
+__all__ = ['ExportRefused', 'ExportReport', 'export_onnx', 'export_graph', 'verify_onnx',
+           'DEFAULT_TOLERANCE', 'require_deploy']
+
+DEFAULT_TOLERANCE = 1e-4
+FLOOR_FACTOR = 4.0
+DEFAULT_OPSET = 17
+VERIFY_SHAPE_2D = (97, 131)
+INSTALL_HINT = 'pip install "densekit[deploy]" (onnx and onnxruntime)'
+
+
+class ExportRefused(ValueError):
+    """The model cannot be exported to standard ONNX ops (the message says which module)."""
+
+
+def require_deploy(module: str = 'onnxruntime') -> Any:
+    """Import ``onnx`` / ``onnxruntime`` or raise an ImportError that says how to install it."""
+    try:
+        return __import__(module)
+    except ImportError as err:
+        raise MissingExtra(f'{module} is not installed; {INSTALL_HINT}') from err
+
+
+def _custom_op_modules(model: nn.Module) -> List[Tuple[str, str]]:
+    """``(module path, reason)`` of every module whose forward needs mmcv's compiled ops."""
+    found = []
+    for name, module in model.named_modules():
+        reason = getattr(module, 'export_refusal', None)
+        if callable(reason):
+            reason = reason()
+        if not reason and type(module).__module__.startswith('mmcv.ops'):
+            reason = f'{type(module).__name__} is an mmcv compiled op'
+        if reason:
+            found.append((name or type(model).__name__, str(reason)))
+    return found
+
+
+def _refuse_custom_ops(model: nn.Module) -> None:
+    found = _custom_op_modules(model)
+    if not found:
+        return
+    # report the outermost modules (a refused module's children are refused with it)
+    outer = [(name, why) for name, why in found
+             if not any(name.startswith(other + '.') for other, _ in found if other != name)]
+    listing = '; '.join(f'{name} ({why})' for name, why in outer[:8])
+    more = f' and {len(outer) - 8} more' if len(outer) > 8 else ''
+    raise ExportRefused(f'cannot export to standard ONNX ops: {listing}{more}. Export a '
+                        'variant without them (SEPC lite, RCNet with plain convs, no FADC; a '
+                        'one-stage detector rather than a two-stage one)')
+
+
+class _Normalised(nn.Module):
+    """Applies the data preprocessor's mean/std (buffers copied from it) to pixel inputs."""
+
+    def __init__(self, preprocessor: nn.Module) -> None:
+        super().__init__()
+        mean = getattr(preprocessor, 'mean', None)
+        std = getattr(preprocessor, 'std', None)
+        self.normalise = mean is not None and std is not None and bool(
+            getattr(preprocessor, '_enable_normalize', True))
+        if self.normalise:
+            self.register_buffer('mean', mean.detach().clone().reshape(1, -1, 1, 1))
+            self.register_buffer('std', std.detach().clone().reshape(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std if self.normalise else x
+
+
+class SegmentationGraph(_Normalised):
+    """mmseg ``EncoderDecoder``: pixels -> class scores resized to the input size."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model.data_preprocessor)
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        logits = self.model.decode_head.forward(self.model.extract_feat(super().forward(x)))
+        return nn.functional.interpolate(logits, size=x.shape[2:], mode='bilinear',
+                                         align_corners=self.model.decode_head.align_corners)
+
+
+class DetectionGraph(_Normalised):
+    """A one-stage mmdet detector: pixels -> the head's raw per-level outputs (flattened)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__(model.data_preprocessor)
+        if getattr(model, 'bbox_head', None) is None:
+            raise ExportRefused(f'{type(model).__name__}: only one-stage detectors (a '
+                                'bbox_head, e.g. RetinaNet, FCOS) export; two-stage heads need '
+                                "mmcv's RoIAlign op")
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
+        outputs = self.model.bbox_head.forward(self.model.extract_feat(super().forward(x)))
+        return tuple(level for group in outputs for level in group)
+
+    def output_names(self, outputs: Sequence[Sequence[Tensor]]) -> List[str]:
+        """Names of the flattened outputs: ``cls_*``, ``box_*``, then ``ctr_*`` (FCOS)."""
+        prefixes = ['cls', 'box', 'ctr'] + [f'out{i}' for i in range(3, len(outputs))]
+        return [f'{prefixes[g]}_{i}' for g, group in enumerate(outputs)
+                for i in range(len(group))]
+
+
+class RestorationGraph(nn.Module):
+    """``Restorer.restore``: ``(N, 3, H, W)`` in [0, 1] -> the restored image in [0, 1]."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model.restore(x)
+
+
+class MedicalWindowGraph(nn.Module):
+    """``MedicalSegmentor.logits``: one preprocessed window -> the finest logits."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model.logits(x)
+
+
+@dataclass
+class ExportReport:
+    """What :func:`export_onnx` did.
+
+    Attributes:
+        path: The ``.onnx`` file.
+        task: The config's task family.
+        input_shape: The example input the graph was traced with.
+        dynamic: Whether batch and spatial sizes are dynamic.
+        output_names: The graph's outputs.
+        verify_shape: The input the verification ran on (None without ``verify``).
+        max_abs_diff: Largest |onnxruntime - PyTorch| over every output (None without verify).
+        float32_floor: Largest |PyTorch float32 - PyTorch float64| on the same input: how far
+            float32 rounding alone moves this model's outputs.
+        output_scale: Largest |output| (float64).
+        tolerance: The verification bound.
+    """
+
+    path: str
+    task: str
+    input_shape: Tuple[int, ...]
+    dynamic: bool
+    output_names: List[str] = field(default_factory=list)
+    verify_shape: Optional[Tuple[int, ...]] = None
+    max_abs_diff: Optional[float] = None
+    float32_floor: Optional[float] = None
+    output_scale: Optional[float] = None
+    tolerance: float = DEFAULT_TOLERANCE
+
+    @property
+    def bound(self) -> float:
+        """The bound the difference is held to: ``tolerance``, or four float32 floors where
+        the model's own float32 rounding is larger than that (onnxruntime's kernels sum in
+        another order and land a few floors from PyTorch on large 3D convolutions)."""
+        return max(self.tolerance, FLOOR_FACTOR * (self.float32_floor or 0.0))
+
+    @property
+    def verified(self) -> bool:
+        """True when verification ran and stayed within :attr:`bound`."""
+        return self.max_abs_diff is not None and self.max_abs_diff <= self.bound
+
+    def summary(self) -> str:
+        """One line for the command line."""
+        line = f'exported {self.task} model to {self.path} (input {self.input_shape}, ' \
+               f'{"dynamic" if self.dynamic else "static"} sizes)'
+        if self.max_abs_diff is None:
+            return line
+        verdict = 'OK' if self.verified else 'FAILED'
+        return (f'{line}\nverify at {self.verify_shape}: max |onnxruntime - pytorch| = '
+                f'{self.max_abs_diff:.3g} (float32 floor {self.float32_floor:.3g}, outputs up '
+                f'to {self.output_scale:.3g}; bound {self.bound:.3g}): {verdict}')
+
+
+def export_graph(model: nn.Module, task: str) -> nn.Module:
+    """The exportable module of a copy of ``model`` for ``task`` (see the module docstring)."""
+    _refuse_custom_ops(model)
+    graphs = dict(seg=SegmentationGraph, det=DetectionGraph, sr=RestorationGraph,
+                  derain=RestorationGraph, medical=MedicalWindowGraph)
+    if task not in graphs:
+        raise ExportRefused(f'no ONNX export for task {task!r}; exportable: {sorted(graphs)}')
+    return graphs[task](copy.deepcopy(model).eval()).eval()
+
+
+def _in_channels(model: nn.Module, task: str) -> int:
+    if task == 'medical':
+        backbone = getattr(model, 'backbone', None)
+        return int(getattr(backbone, 'in_channels', 1))
+    return 3
+
+
+def _default_shapes(cfg: Any, model: nn.Module, task: str
+                    ) -> Tuple[Tuple[int, ...], Tuple[int, ...]]:
+    """(export spatial size, a different verification size) for ``task``."""
+    if task == 'medical':
+        stride = tuple(getattr(model.backbone, 'total_stride', (1, 1, 1)))
+        roi = model.test_cfg.get('roi_size') or tuple(4 * s for s in stride)
+        roi = (roi,) * 3 if isinstance(roi, int) else tuple(roi)
+        other = tuple(r + s * max(1, math.ceil(8 / s)) for r, s in zip(roi, stride))
+        return roi, other
+    if task in ('sr', 'derain'):
+        return (64, 64), (37, 53)
+    return (128, 128), VERIFY_SHAPE_2D
+
+
+def _check_shape(shape: Optional[Sequence[int]], task: str) -> Optional[Tuple[int, ...]]:
+    if shape is None:
+        return None
+    dims = 3 if task == 'medical' else 2
+    shape = tuple(shape)
+    if len(shape) != dims or not all(isinstance(s, int) and s > 0 for s in shape):
+        raise ArgumentError(f'shape must be {dims} positive sizes for task {task!r}, got '
+                            f'{shape!r}')
+    return shape
+
+
+def _as_tuple(out: Any) -> Tuple[Tensor, ...]:
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def export_onnx(config: Any, checkpoint: str, out: str, *, opset: int = DEFAULT_OPSET,
+                shape: Optional[Sequence[int]] = None, static: bool = False,
+                verify: bool = False, tolerance: float = DEFAULT_TOLERANCE,
+                strict: bool = True, cfg_options: Optional[dict] = None) -> ExportReport:
+    """Export a trained model to ``out`` (see the module docstring).
+
+    Args:
+        config: Config path or object.
+        checkpoint: Checkpoint path (loaded strictly).
+        out: The ``.onnx`` path (its folder is created; an existing file is replaced only
+            by a complete export).
+        opset: ONNX opset version.
+        shape: Spatial size of the example input (``(H, W)``, ``(D, H, W)`` for medical).
+        static: Fix batch 1 and ``shape`` instead of dynamic sizes.
+        verify: Compare onnxruntime with PyTorch on a different size (1 batch; the export
+            size when ``static``).
+        tolerance: Largest allowed absolute difference of ``verify``.
+
+    Raises:
+        ExportRefused: A module needs mmcv's compiled ops, or the task has no export.
+        densekit.checkpoint.CheckpointMismatchError: The checkpoint does not fit the config.
+        ArgumentError: Bad ``shape``, ``opset`` or ``out``.
+    """
+    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out).endswith('.onnx'):
+        raise ArgumentError(f'out must be a path ending in .onnx, got {out!r}')
+    if not isinstance(opset, int) or not 11 <= opset <= 23:
+        raise ArgumentError(f'opset must be an int in 11-23, got {opset!r}')
+    out = os.fspath(out)
+    require_deploy('onnx')
+    cfg = load_config(config, cfg_options)
+    task = detect_task(cfg)
+    model = build_model(cfg, checkpoint, 'cpu', strict=strict)
+    graph = export_graph(model, task)
+    shape = _check_shape(shape, task)
+    export_size, verify_size = _default_shapes(cfg, model, task)
+    export_size = shape or export_size
+    if static:
+        verify_size = export_size
+    generator = torch.Generator().manual_seed(0)
+    example = torch.rand(1, _in_channels(model, task), *export_size, generator=generator)
+    if task in ('seg', 'det'):
+        example = example * 255
+    with torch.no_grad():
+        outputs = _as_tuple(graph(example))
+        if task == 'det':
+            raw = graph.model.bbox_head.forward(graph.model.extract_feat(
+                _Normalised.forward(graph, example)))
+            names = graph.output_names(raw)
+        else:
+            names = ['scores'] if task == 'seg' else ['output']
+    axes_names = ['depth', 'height', 'width'][-len(export_size):]
+    dynamic_axes = None
+    if not static:
+        dynamic_axes = {'input': {0: 'batch', **{2 + i: n for i, n in enumerate(axes_names)}}}
+        for name, value in zip(names, outputs):
+            dynamic_axes[name] = {0: 'batch', **{2 + i: f'{name}_{n}' for i, n
+                                                 in enumerate(axes_names[-(value.dim() - 2):])}}
+    folder = osp.dirname(osp.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix='.' + osp.basename(out) + '.', suffix='.part',
+                                   dir=folder)
+    os.close(handle)
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter('ignore')  # tracer warnings about Python values
+            torch.onnx.export(graph, (example,), tmp, dynamo=False, opset_version=opset,
+                              input_names=['input'], output_names=names,
+                              dynamic_axes=dynamic_axes)
+        report = ExportReport(out, task, tuple(example.shape), not static, names,
+                              tolerance=tolerance)
+        if verify:
+            size = verify_size
+            probe = torch.rand(1, example.shape[1], *size, generator=generator)
+            if task in ('seg', 'det'):
+                probe = probe * 255
+            report.verify_shape = tuple(probe.shape)
+            report.max_abs_diff, report.float32_floor, report.output_scale = verify_onnx(
+                tmp, graph, probe)
+        os.replace(tmp, out)
+    finally:
+        if osp.exists(tmp):
+            os.unlink(tmp)
+    return report
+
+
+def verify_onnx(path: str, graph: nn.Module, probe: Tensor) -> Tuple[float, float, float]:
+    """Compare onnxruntime with PyTorch on ``probe`` over every output of ``graph``.
+
+    Returns:
+        ``(max |onnxruntime - PyTorch|, max |PyTorch float32 - PyTorch float64|,
+        max |output|)``: the difference, the float32 rounding floor of the model itself on
+        this input, and the output scale.
+    """
+    ort = require_deploy('onnxruntime')
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    got = session.run(None, {'input': probe.numpy()})
+    with torch.no_grad():
+        want = _as_tuple(graph(probe))
+        exact = _as_tuple(copy.deepcopy(graph).double()(probe.double()))
+    if len(got) != len(want):
+        raise RuntimeError(f'{path}: onnxruntime gave {len(got)} outputs, PyTorch {len(want)}')
+    worst = floor = scale = 0.0
+    for ours, theirs, ref in zip(got, want, exact):
+        theirs, ref = theirs.numpy(), ref.numpy()
+        if ours.shape != theirs.shape:
+            raise RuntimeError(f'{path}: onnxruntime output shape {ours.shape} differs from '
+                               f'PyTorch {theirs.shape} at input {tuple(probe.shape)}: the '
+                               'graph baked a size in')
+        worst = max(worst, float(np.abs(ours.astype(np.float64) - theirs).max(initial=0.0)))
+        floor = max(floor, float(np.abs(theirs.astype(np.float64) - ref).max(initial=0.0)))
+        scale = max(scale, float(np.abs(ref).max(initial=0.0)))
+    return worst, floor, scale
