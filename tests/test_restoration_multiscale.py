@@ -328,3 +328,26 @@ def test_config_trains_and_validates_every_scale(tmp_path: Path, photos: Path) -
     metrics = runner.val_loop.run()
     assert {'psnr_y_x2', 'psnr_y_x3', 'psnr_y_x4', 'ssim_y_x2'} <= set(metrics)
     assert metrics['psnr_y_x2'] > metrics['psnr_y_x3'] > metrics['psnr_y_x4']
+
+
+@pytest.mark.slow
+def test_mdsr_beats_bicubic_at_every_scale_on_held_out_photos(tmp_path: Path) -> None:
+    from densekit.apis import load_config, parse_cfg_options, train
+    from densekit.tasks.restoration.demo import evaluate_photos
+
+    root = generate_restoration_photos(REPO / 'data' / 'restoration' / 'photos')
+    opts = [f'{loader}.dataset.data_root={root}'
+            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    cfg = load_config(str(CONFIG), parse_cfg_options(opts), str(tmp_path))
+    budget = [h['budget_s'] for h in cfg.custom_hooks if h['type'] == 'densekit.TimeBudgetHook']
+    assert budget and budget[0] <= 300  # the gate: at most 5 minutes of training
+    torch.manual_seed(0)
+    runner = train(cfg)
+    model, dataset = runner.model, runner.val_dataloader.dataset
+    for scale in dataset.scales:
+        model.scale = scale  # restore() runs the branch of model.scale
+        infos = [dataset.get_data_info(i) for i in dataset.indices_of_scale(scale)]
+        scores = evaluate_photos(model, infos, scale, tmp_path / f'x{scale}')
+        print(f'MDSR x{scale}: PSNR-Y {scores["out"]:.2f} vs bicubic {scores["base"]:.2f} '
+              f'after {runner.iter} iters (all scales)')
+        assert scores['out'] > scores['base']
