@@ -336,6 +336,7 @@ def export_onnx(config: Any, checkpoint: str, out: str, *, opset: int = DEFAULT_
             torch.onnx.export(graph, (example,), tmp, dynamo=False, opset_version=opset,
                               input_names=['input'], output_names=names,
                               dynamic_axes=dynamic_axes)
+        _normalise_transposes(tmp)
         report = ExportReport(out, task, tuple(example.shape), not static, names,
                               tolerance=tolerance)
         if verify:
@@ -351,6 +352,26 @@ def export_onnx(config: Any, checkpoint: str, out: str, *, opset: int = DEFAULT_
         if osp.exists(tmp):
             os.unlink(tmp)
     return report
+
+
+def _normalise_transposes(path: str) -> None:
+    """Rewrite negative ``Transpose`` permutations (``movedim(-1, 1)`` traces to them) as
+    positive axes: the ONNX standard requires them and onnxruntime refuses the graph."""
+    onnx = require_deploy('onnx')
+    graph = onnx.load(path)
+    changed = False
+    for node in graph.graph.node:
+        if node.op_type != 'Transpose':
+            continue
+        for attr in node.attribute:
+            if attr.name == 'perm' and any(axis < 0 for axis in attr.ints):
+                rank = len(attr.ints)
+                fixed = [axis % rank for axis in attr.ints]
+                del attr.ints[:]
+                attr.ints.extend(fixed)
+                changed = True
+    if changed:
+        onnx.save(graph, path)
 
 
 def verify_onnx(path: str, graph: nn.Module, probe: Tensor) -> Tuple[float, float, float]:

@@ -77,6 +77,18 @@ def test_segmentation_export_gives_scores_at_the_input_size(tmp_path) -> None:
     assert scores.shape == (1, 7, 45, 62)  # 7 classes of the shapes dataset
 
 
+def test_channels_last_blocks_export_with_positive_permutations(tmp_path) -> None:
+    # movedim(-1, 1) traces to a Transpose with a negative axis, which onnxruntime refuses
+    config = REPO / 'configs' / 'segmentation' / \
+        'fastfcn_inceptionnext-atto-jpu_aspp_1xb8-shapes-128x128.py'
+    ckpt = _save_model(config, tmp_path / 'm.pth')
+    report = export_onnx(str(config), ckpt, str(tmp_path / 'm.onnx'), verify=True)
+    assert report.verified
+    perms = [list(a.ints) for n in onnx.load(str(tmp_path / 'm.onnx')).graph.node
+             if n.op_type == 'Transpose' for a in n.attribute if a.name == 'perm']
+    assert perms and all(min(perm) >= 0 for perm in perms)
+
+
 def test_detection_exports_the_raw_head_outputs(tmp_path) -> None:
     ckpt = _save_model(DET_CONFIG, tmp_path / 'det.pth')
     report = export_onnx(str(DET_CONFIG), ckpt, str(tmp_path / 'det.onnx'), verify=True)
