@@ -184,3 +184,35 @@ def test_benchmark_row_times_tables_against_fsrcnn() -> None:
     assert row.extra['table bytes'] == '359684'  # 5x5 RC (25 x 256 float32) + 17^4 x 4 int8
     assert float(row.extra['MP/s out tables']) == pytest.approx(96 * 128 * 4 / 1e6 / row.densekit_s,
                                                                 rel=1e-2)
+
+
+@pytest.mark.slow
+def test_network_and_tables_beat_bicubic_on_held_out_photos(tmp_path: Path) -> None:
+    """The README gate: 240 s of CPU training, PSNR-Y (crop_border = scale) on held-out photos."""
+    from densekit.apis import load_config, parse_cfg_options, train
+    from densekit.tasks.restoration.demo import evaluate_photos
+    from densekit.tasks.restoration.imresize import imresize
+    from densekit.tasks.restoration.metrics import psnr
+    from densekit.tasks.restoration.photos import generate_restoration_photos
+    from densekit.tasks.restoration.transforms import read_rgb
+
+    repo = Path(__file__).resolve().parents[1]
+    root = generate_restoration_photos(repo / 'data' / 'restoration' / 'photos')
+    opts = [f'{loader}.dataset.data_root={root}'
+            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    cfg = load_config(str(repo / 'configs/restoration/rclut_x2_cpu_photos.py'),
+                      parse_cfg_options(opts), str(tmp_path))
+    torch.manual_seed(0)
+    runner = train(cfg)
+    data = runner.val_dataloader.dataset.data_list
+    scores = evaluate_photos(runner.model, data, 2, tmp_path / 'pictures')
+    lut = convert_to_luts(runner.model)
+    lut_psnr, base_psnr = [], []
+    for info in data:
+        lq, gt = read_rgb(info['lq_path']), read_rgb(info['gt_path'])
+        gt = gt[:lq.shape[0] * 2, :lq.shape[1] * 2]
+        lut_psnr.append(psnr(lut.restore_rgb(lq), gt, 2, 'y'))
+        base_psnr.append(psnr(imresize(lq, 2), gt, 2, 'y'))
+    print(f'RC-LUT x2 after {runner.iter} iters: network {scores["out"]:.2f}, tables '
+          f'{np.mean(lut_psnr):.2f}, bicubic {scores["base"]:.2f} dB PSNR-Y')
+    assert scores['out'] > scores['base'] and np.mean(lut_psnr) > np.mean(base_psnr)
