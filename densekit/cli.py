@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='skip inputs whose outputs all exist already')
     p.add_argument('--channel-axis', type=int, metavar='AXIS',
                    help='medical: the axis of a 4D NIfTI that holds the channels (3)')
+    p.add_argument('--backend', choices=('pytorch', 'onnxruntime'), default='pytorch',
+                   help='onnxruntime: CHECKPOINT is the .onnx file of densekit export '
+                        '(segmentation, restoration, medical; CPU)')
     p.add_argument('--ensemble', nargs='+', metavar='CKPT', default=(),
                    help='medical: more checkpoints (e.g. other folds) whose softmax is averaged '
                         'with CHECKPOINT\'s, window by window')
@@ -343,7 +346,7 @@ def _run(args: argparse.Namespace) -> int:
                                channel_axis=args.channel_axis, ensemble=tuple(args.ensemble))
         summary = infer(args.config, args.checkpoint, args.inputs, args.out, device=args.device,
                         strict=not args.no_strict, cfg_options=args.cfg_options,
-                        options=options)
+                        options=options, backend=args.backend)
         return 0 if summary.ok else 1
     elif args.command == 'export':
         from densekit.export import export_onnx

@@ -46,6 +46,7 @@ from densekit.errors import ArgumentError, MissingExtra
 from densekit.inference import build_model, detect_task
 
 __all__ = ['ExportRefused', 'ExportReport', 'export_onnx', 'export_graph', 'verify_onnx',
+           'read_metadata',
            'DEFAULT_TOLERANCE', 'require_deploy']
 
 DEFAULT_TOLERANCE = 1e-4
@@ -336,7 +337,9 @@ def export_onnx(config: Any, checkpoint: str, out: str, *, opset: int = DEFAULT_
             torch.onnx.export(graph, (example,), tmp, dynamo=False, opset_version=opset,
                               input_names=['input'], output_names=names,
                               dynamic_axes=dynamic_axes)
-        _normalise_transposes(tmp)
+        _finish_graph(tmp, dict(task=task, dataset_meta=_jsonable_meta(model),
+                                input=report_input(task), scale=getattr(model, 'scale', 1),
+                                opset=opset))
         report = ExportReport(out, task, tuple(example.shape), not static, names,
                               tolerance=tolerance)
         if verify:
@@ -354,12 +357,50 @@ def export_onnx(config: Any, checkpoint: str, out: str, *, opset: int = DEFAULT_
     return report
 
 
-def _normalise_transposes(path: str) -> None:
+META_KEY = 'densekit'
+
+
+def report_input(task: str) -> str:
+    """What the graph's ``input`` holds, in words (stored in the file's metadata)."""
+    return {'seg': 'pixels in [0, 255], the network channel order',
+            'det': 'pixels in [0, 255], the network channel order',
+            'sr': 'RGB in [0, 1]', 'derain': 'RGB in [0, 1]',
+            'medical': 'a preprocessed window (N, C, D, H, W)'}[task]
+
+
+def _jsonable_meta(model: nn.Module) -> dict:
+    import json
+
+    meta = getattr(model, 'dataset_meta', None) or {}
+    try:
+        return json.loads(json.dumps(meta, default=list))
+    except (TypeError, ValueError):
+        return {}
+
+
+def read_metadata(path: str) -> dict:
+    """The densekit metadata of an exported file (task, dataset_meta, input, scale)."""
+    import json
+
+    onnx = require_deploy('onnx')
+    model = onnx.load(path, load_external_data=False)
+    for prop in model.metadata_props:
+        if prop.key == META_KEY:
+            return json.loads(prop.value)
+    raise ValueError(f'{path}: not a densekit export (no {META_KEY!r} metadata); export it '
+                     'with densekit export')
+
+
+def _finish_graph(path: str, meta: dict) -> None:
     """Rewrite negative ``Transpose`` permutations (``movedim(-1, 1)`` traces to them) as
-    positive axes: the ONNX standard requires them and onnxruntime refuses the graph."""
+    positive axes (the ONNX standard requires them and onnxruntime refuses the graph), and
+    store densekit's metadata (task, classes, input convention) in the file."""
+    import json
+
     onnx = require_deploy('onnx')
     graph = onnx.load(path)
-    changed = False
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(meta)
     for node in graph.graph.node:
         if node.op_type != 'Transpose':
             continue
@@ -369,9 +410,7 @@ def _normalise_transposes(path: str) -> None:
                 fixed = [axis % rank for axis in attr.ints]
                 del attr.ints[:]
                 attr.ints.extend(fixed)
-                changed = True
-    if changed:
-        onnx.save(graph, path)
+    onnx.save(graph, path)
 
 
 def verify_onnx(path: str, graph: nn.Module, probe: Tensor) -> Tuple[float, float, float]:
@@ -401,3 +440,64 @@ def verify_onnx(path: str, graph: nn.Module, probe: Tensor) -> Tuple[float, floa
         floor = max(floor, float(np.abs(theirs.astype(np.float64) - ref).max(initial=0.0)))
         scale = max(scale, float(np.abs(ref).max(initial=0.0)))
     return worst, floor, scale
+
+
+def onnx_session(path: str, threads: Optional[int] = None) -> Any:
+    """An onnxruntime CPU session for ``path`` with ``threads`` intra-op threads (default:
+    torch's thread count, so both backends use the same cores)."""
+    ort = require_deploy('onnxruntime')
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads or torch.get_num_threads())
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+BACKEND_TASKS = ('seg', 'sr', 'derain', 'medical')
+
+
+def bind_session(model: nn.Module, task: str, session: Any) -> nn.Module:
+    """Route ``model``'s network call to an onnxruntime ``session`` of its export.
+
+    Everything around the network stays densekit's: the test pipeline, sliding windows,
+    tiling, mmseg's resizing and the label mapping. Only the call the graph replaces changes:
+    ``restore`` (restoration), ``logits`` (medical windows) or ``encode_decode`` (mmseg
+    segmentors, fed the pixels the graph normalises itself).
+
+    Raises:
+        ValueError: ``task`` has no onnxruntime backend (detection keeps its box decoding
+            and NMS in mmdet, which runs in PyTorch).
+    """
+    if task not in BACKEND_TASKS:
+        raise ValueError(f'the onnxruntime backend runs tasks {BACKEND_TASKS}, not {task!r}; '
+                         'use backend="pytorch" for it')
+
+    def run(x: Tensor) -> Tensor:
+        out = session.run(None, {'input': x.detach().to('cpu', torch.float32).numpy()})[0]
+        return torch.from_numpy(out)
+
+    if task in ('sr', 'derain'):
+        own = int(getattr(model, 'scale', 1))
+
+        def restore(images: Tensor, scale: Optional[int] = None, clamp: bool = True) -> Tensor:
+            if scale not in (None, own):
+                raise ValueError(f'the exported graph restores at scale {own}, got {scale}')
+            return run(images)
+
+        model.restore = restore
+    elif task == 'medical':
+        def logits(x: Tensor, all_scales: bool = False) -> Tensor:
+            return [run(x)] if all_scales else run(x)
+
+        model.logits = logits
+    else:
+        pre = model.data_preprocessor
+        mean = pre.mean.detach().reshape(1, -1, 1, 1) if pre.mean is not None else None
+        std = pre.std.detach().reshape(1, -1, 1, 1) if pre.std is not None else None
+
+        def encode_decode(inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
+            pixels = inputs * std + mean if mean is not None else inputs
+            return run(pixels)
+
+        model.encode_decode = encode_decode
+    model.onnx_session = session
+    return model

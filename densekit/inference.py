@@ -431,8 +431,8 @@ class _OutputFolders:
 
 def infer(config: Any, checkpoint: str, inputs: Sequence[str], out_dir: str,
           device: Optional[str] = None, *, strict: bool = True,
-          cfg_options: Optional[dict] = None, options: Optional[InferOptions] = None
-          ) -> InferenceSummary:
+          cfg_options: Optional[dict] = None, options: Optional[InferOptions] = None,
+          backend: str = 'pytorch') -> InferenceSummary:
     """Predict on every input and write the results under ``out_dir`` (see module docstring).
 
     Args:
@@ -447,6 +447,8 @@ def infer(config: Any, checkpoint: str, inputs: Sequence[str], out_dir: str,
         strict: Refuse a checkpoint whose keys do not fit the model.
         cfg_options: Overrides merged into the config.
         options: Handler options (:class:`InferOptions`).
+        backend: ``'pytorch'``, or ``'onnxruntime'`` with ``checkpoint`` an exported
+            ``.onnx`` file (see :class:`densekit.Predictor`).
 
     Raises:
         ValueError: The config's task has no inference handler.
@@ -461,7 +463,8 @@ def infer(config: Any, checkpoint: str, inputs: Sequence[str], out_dir: str,
         raise ValueError(f'no inference handler for task {task!r}; available: {sorted(HANDLERS)}')
     if options.ensemble and task != 'medical':
         raise ValueError(f'--ensemble is supported for medical configs, not task {task!r}')
-    predictor = Predictor(cfg, checkpoint, device or 'auto', strict=strict, options=options)
+    predictor = Predictor(cfg, checkpoint, device or 'auto', backend, strict=strict,
+                          options=options)
     handler = predictor.handler
     files, missing = expand_inputs(inputs, handler.suffixes)
     planned = plan_outputs(files, handler.outputs, out_dir)

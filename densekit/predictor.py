@@ -37,7 +37,7 @@ from densekit.inference import HANDLERS, Handler, InferOptions, build_model, det
 
 __all__ = ['Predictor', 'BACKENDS']
 
-BACKENDS = ('pytorch',)
+BACKENDS = ('pytorch', 'onnxruntime')
 
 
 def _resolve_device(device: Optional[str]) -> str:
@@ -62,7 +62,9 @@ class Predictor:
         checkpoint: Checkpoint path (loaded strictly: a checkpoint that does not fit the model
             raises an error listing the keys).
         device: ``'auto'`` (CUDA when available), ``'cpu'``, ``'cuda'``, ``'cuda:1'``...
-        backend: ``'pytorch'``.
+        backend: ``'pytorch'``, or ``'onnxruntime'`` with ``checkpoint`` the ``.onnx`` file
+            of ``densekit export`` (segmentation, restoration, medical; CPU): the same
+            pre- and post-processing around the exported network.
         strict: Refuse a checkpoint whose keys do not fit the model.
         cfg_options: Overrides merged into the config.
         options: Task options (:class:`~densekit.inference.InferOptions`: tile, overlap,
@@ -91,9 +93,34 @@ class Predictor:
                              f'{self.task!r}')
         self.backend = backend
         self.checkpoint = os.fspath(checkpoint)
-        self.device = _resolve_device(device)
-        self.model = build_model(self.cfg, str(checkpoint), self.device, strict=strict)
+        if backend == 'onnxruntime':
+            self.device = 'cpu'
+            self.model = self._onnx_model()
+        else:
+            self.device = _resolve_device(device)
+            self.model = build_model(self.cfg, str(checkpoint), self.device, strict=strict)
         self.handler: Handler = HANDLERS[self.task](self.cfg, self.model, self.options)
+
+    def _onnx_model(self) -> torch.nn.Module:
+        """The config's model (its pipeline, windows, tiling) with the network replaced by an
+        onnxruntime session of ``checkpoint``, a file ``densekit export`` wrote."""
+        from mmengine.registry import MODELS, init_default_scope
+
+        from densekit.export import bind_session, onnx_session, read_metadata
+
+        if not self.checkpoint.endswith('.onnx'):
+            raise ValueError(f"backend='onnxruntime' takes the .onnx file densekit export "
+                             f'wrote, got {self.checkpoint!r}')
+        if self.options.ensemble:
+            raise ValueError("ensembles need backend='pytorch'")
+        meta = read_metadata(self.checkpoint)
+        if meta.get('task') != self.task:
+            raise ValueError(f'{self.checkpoint} was exported from a {meta.get("task")!r} '
+                             f'config, but the config is {self.task!r}')
+        init_default_scope(self.cfg.get('default_scope', 'densekit'))
+        model = MODELS.build(self.cfg.model).eval()
+        model.dataset_meta = dict(meta.get('dataset_meta') or {})
+        return bind_session(model, self.task, onnx_session(self.checkpoint))
 
     def read(self, source: Any) -> Any:
         """One input as the handler's item: a file is read, an in-memory input converted."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 
+import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -173,3 +174,53 @@ def test_cli_export_verify_and_static(tmp_path, capsys) -> None:
     assert [d.dim_value for d in dims] == [1, 3, 24, 40]
     assert main(['export', str(SR_CONFIG), ckpt, '--out', 'model.pt']) == 2
     assert 'densekit export: error: out must be a path ending in .onnx' in capsys.readouterr().err
+
+
+# --- the onnxruntime backend: the same pre- and post-processing around the exported graph --
+
+def test_onnxruntime_backend_matches_pytorch_for_restoration(tmp_path) -> None:
+    ckpt = _save_model(SR_CONFIG, tmp_path / 'sr.pth')
+    export_onnx(str(SR_CONFIG), ckpt, str(tmp_path / 'sr.onnx'))
+    torch_side = densekit.Predictor(str(SR_CONFIG), ckpt, device='cpu')
+    onnx_side = densekit.Predictor(str(SR_CONFIG), str(tmp_path / 'sr.onnx'),
+                                   backend='onnxruntime')
+    image = np.random.default_rng(3).random((45, 61, 3)).astype(np.float32)
+    got, want = onnx_side.predict(image), torch_side.predict(image)
+    assert got.shape == want.shape == (90, 122, 3) and got.dtype == np.float32
+    assert np.abs(got - want).max() <= 1e-4
+    pixels = (image * 255).round().astype(np.uint8)
+    assert np.abs(onnx_side.predict(pixels).astype(int)
+                  - torch_side.predict(pixels).astype(int)).max() <= 1  # rounding at .5
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), pixels)
+    assert main(['infer', str(SR_CONFIG), str(tmp_path / 'sr.onnx'), str(folder / 'a.png'),
+                 '--out', str(tmp_path / 'out'), '--backend', 'onnxruntime']) == 0
+    assert (tmp_path / 'out' / 'a_x2.png').is_file()
+
+
+def test_onnxruntime_backend_matches_pytorch_for_segmentation_and_medical(tmp_path) -> None:
+    meta = dict(dataset_meta=dict(classes=tuple('abcdefg')))
+    ckpt = _save_model(SEG_CONFIG, tmp_path / 'seg.pth', meta=meta)
+    export_onnx(str(SEG_CONFIG), ckpt, str(tmp_path / 'seg.onnx'))
+    image = np.random.default_rng(4).integers(0, 256, (53, 70, 3), dtype=np.uint8)
+    want = densekit.Predictor(str(SEG_CONFIG), ckpt, device='cpu').predict(image)
+    onnx_seg = densekit.Predictor(str(SEG_CONFIG), str(tmp_path / 'seg.onnx'),
+                                  backend='onnxruntime')
+    assert onnx_seg.model.dataset_meta['classes'] == list('abcdefg')  # from the file
+    assert (onnx_seg.predict(image) == want).mean() > 0.999
+    cfg = Config.fromfile(str(MED_CONFIG))
+    cfg.model.test_cfg.roi_size = (32, 32, 32)
+    med_ckpt = _save_model(cfg, tmp_path / 'med.pth')
+    export_onnx(cfg, med_ckpt, str(tmp_path / 'med.onnx'))
+    volume = np.random.default_rng(5).normal(size=(2, 30, 37, 33)).astype(np.float32)
+    labels = densekit.Predictor(cfg, med_ckpt, device='cpu').predict(volume)
+    onnx_labels = densekit.Predictor(cfg, str(tmp_path / 'med.onnx'),
+                                     backend='onnxruntime').predict(volume)
+    assert onnx_labels.shape == labels.shape == (30, 37, 33)
+    assert (onnx_labels == labels).mean() > 0.999
+    with pytest.raises(ValueError, match="exported from a 'seg' config, but the config is "
+                                         "'medical'"):
+        densekit.Predictor(cfg, str(tmp_path / 'seg.onnx'), backend='onnxruntime')
+    with pytest.raises(ValueError, match='takes the .onnx file'):
+        densekit.Predictor(cfg, med_ckpt, backend='onnxruntime')
