@@ -28,6 +28,7 @@ SUITE_MODULES: List[str] = [
     'densekit.tasks.medical3d.bench',
     'densekit.tasks.medical3d.rev_bench',
     'densekit.tasks.restoration.bench',
+    'densekit.deploy_bench',
 ]
 
 

@@ -112,3 +112,19 @@ def test_models_switch_only_the_named_types() -> None:
         theirs = peer.state_dict()
         for name, value in ours.backbone.state_dict().items():
             assert torch.equal(value, theirs[f'backbone.{name}'])
+
+
+def test_deploy_suite_times_both_runtimes_and_says_where_time_goes(monkeypatch) -> None:
+    from densekit import deploy_bench
+
+    monkeypatch.setattr(deploy_bench, 'TARGET_SPEEDUP', float('inf'))  # always profile
+    rows = deploy_bench.bench_deploy(repeats=1, only='fsrcnn_x2_cpu')
+    assert [row.case for row in rows] == ['fsrcnn_x2_cpu_photos (1t)',
+                                          'fsrcnn_x2_cpu_photos (2t)']
+    for row in rows:
+        assert row.densekit_s > 0 and row.peer_s > 0
+        assert row.extra['task'] == 'sr' and row.extra['speedup'].endswith('x')
+        shares = row.extra['where ORT time goes']
+        assert 'Conv' in shares and shares.count('%') >= 1
+    assert [r.extra['not exported'] for r in deploy_bench.bench_deploy(
+        repeats=1, only='piip-2branch_fpn')][0].startswith('ExportRefused: ')
