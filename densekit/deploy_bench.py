@@ -1,4 +1,5 @@
-"""``densekit bench deploy``: onnxruntime against PyTorch eager for every CPU config.
+"""``densekit bench deploy`` / ``large-image``: onnxruntime against PyTorch eager for every CPU
+config, and segmentation of large images in bounded memory.
 
 Each CPU config (``*cpu*``, ``*shapes*``, ``*phantoms*``) is built with seeded random weights
 (speed does not depend on their values), exported with :func:`densekit.export.export_onnx`
@@ -22,6 +23,7 @@ import glob
 import json
 import os.path as osp
 import tempfile
+import time
 import warnings
 from collections import Counter
 from typing import Callable, List, Optional
@@ -171,3 +173,76 @@ def _guarded(path: str, threads: int, repeats: int, folder: str) -> Row:
         return Row(f'{osp.basename(path)[:-3]} ({threads}t)', float('nan'),
                    extra={'not exported': f'{type(err).__name__}: {reason}'}, device='cpu')
 
+
+
+LARGE_SIZES = (2048, 4096, 8000)
+PEER_MAX_SIDE = 4096  # mmseg whole-image inference beyond this needs several GB
+
+
+def _large_case(model: torch.nn.Module, image: object, with_peer: bool) -> tuple:
+    """(windowed s, peer s, windowed RSS MiB, peer RSS MiB) for one image."""
+    from mmengine.dataset import pseudo_collate
+    from mmseg.structures import SegDataSample
+
+    from densekit.benchmark import peak_rss_mb
+    from densekit.tasks.segmentation.windowed import segment_windows
+
+    side = image.shape[:2]
+    timing: dict = {}
+
+    def ours() -> None:
+        start = time.perf_counter()
+        segment_windows(model, image, 512, 0.25, margin=32)
+        timing['ours'] = time.perf_counter() - start
+
+    def peer() -> None:
+        sample = SegDataSample(metainfo=dict(img_shape=side, ori_shape=side))
+        batch = pseudo_collate([dict(inputs=torch.from_numpy(image).permute(2, 0, 1),
+                                     data_samples=sample)])
+        start = time.perf_counter()
+        with torch.no_grad():
+            model.test_step(batch)
+        timing['peer'] = time.perf_counter() - start
+
+    ours_mb = peak_rss_mb(ours)
+    peer_mb = peak_rss_mb(peer) if with_peer else None
+    return timing['ours'], timing.get('peer'), ours_mb, peer_mb
+
+
+@suite('large-image')
+def bench_large_image(repeats: int = 1, quick: bool = False, only: Optional[str] = None
+                      ) -> List[Row]:
+    """Segmentation of one large photo: windowed labels vs mmseg whole-image inference.
+
+    The Semantic FPN CPU config (seeded random weights) on scikit-image's ``astronaut``
+    resized to 2048^2, 4096^2 and 8000^2 (``quick``: 1024^2 only), RGB uint8. densekit runs
+    :func:`densekit.tasks.segmentation.windowed.segment_windows` (512-px windows, overlap
+    0.25, margin 32); the peer is mmseg's whole-image ``test_step`` (up to 4096^2). Each is
+    one timed run (``repeats`` are not worth their minutes here); memory is the rise of the
+    process's resident-set high-water mark during the run (:func:`peak_rss_mb`), next to the
+    size of the whole-image class scores mmseg keeps.
+    """
+    import cv2
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    from skimage import data as photos
+
+    config = osp.join(CONFIG_ROOT, 'segmentation', 'fpn_r18-tiny_1xb8-shapes-128x128.py')
+    cfg = Config.fromfile(config)
+    init_default_scope('densekit')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval()
+    classes = int(model.decode_head.num_classes)
+    rows = []
+    for side in ((1024,) if quick else LARGE_SIZES):
+        name = f'Semantic FPN {side}x{side}, {classes} classes'
+        if only is not None and only.lower() not in name.lower():
+            continue
+        image = cv2.resize(photos.astronaut()[..., ::-1], (side, side),
+                           interpolation=cv2.INTER_CUBIC)
+        ours_s, peer_s, ours_mb, peer_mb = _large_case(model, image, side <= PEER_MAX_SIDE)
+        scores_mb = classes * side * side * 4 / 2 ** 20
+        rows.append(Row(name, ours_s, peer_s, ours_mb, peer_mb, extra={
+            'MiB columns': 'peak RSS rise', 'whole-image scores MiB': f'{scores_mb:.0f}',
+            'image MiB': f'{image.nbytes / 2 ** 20:.0f}'}, device='cpu'))
+    return rows

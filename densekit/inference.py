@@ -21,8 +21,10 @@ matching keys and prints the rest.
 
 Task handlers are chosen by the config's ``task`` key; see :class:`Handler` and
 :func:`register_handler`. Segmentation writes ``<stem>_label.png`` (class indices, 16-bit when
-there are more than 256 classes) and ``<stem>_overlay.png``; detection ``<stem>.json`` and
-``<stem>_boxes.png``.
+there are more than 256 classes) and ``<stem>_overlay.png``; with ``--tile`` (or for images of
+more than 4096x4096 pixels, when the test pipeline does not resize) it segments window by
+window in bounded memory (:mod:`densekit.tasks.segmentation.windowed`); detection writes
+``<stem>.json`` and ``<stem>_boxes.png``.
 """
 from __future__ import annotations
 
@@ -48,6 +50,10 @@ __all__ = ['IMAGE_SUFFIXES', 'UnreadableInput', 'RunRefused', 'InferOptions', 'H
            'class_palette', 'register_handler', 'detect_task', 'infer']
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+# segmentation of larger images (when the test pipeline does not resize them) runs window by
+# window in bounded memory (densekit.tasks.segmentation.windowed), as --tile asks for any size
+WINDOWED_PIXELS = 4096 * 4096
+DEFAULT_WINDOW = 512
 
 
 class RunRefused(ValueError):
@@ -298,7 +304,28 @@ def _segmentation_handler(cfg: Any, model: torch.nn.Module, options: InferOption
     def read(path: str) -> Dict[str, Any]:
         return dict(img=read_bgr(path), img_path=path)
 
+    resizes = [step['type'] for step in cfg.test_pipeline if 'Resize' in str(step['type'])]
+    if options.tile is not None and resizes:
+        raise ValueError(f'--tile segments at the input resolution, but the test pipeline of '
+                         f'this config resizes images ({", ".join(resizes)}); drop --tile')
+
+    def windowed(item: Dict[str, Any]) -> bool:
+        if resizes:
+            return False
+        height, width = item['img'].shape[:2]
+        return options.tile is not None or height * width > WINDOWED_PIXELS
+
     def predict(items: List[Dict[str, Any]]) -> List[np.ndarray]:
+        if any(windowed(item) for item in items):
+            from densekit.tasks.segmentation.windowed import DEFAULT_OVERLAP, segment_windows
+
+            tile = options.tile or DEFAULT_WINDOW
+            overlap_px = int(tile * DEFAULT_OVERLAP) if options.overlap is None \
+                else options.overlap
+            # as restoration's tiles: a quarter of the overlap is left out at inner borders
+            return [segment_windows(model, item['img'], tile, min(overlap_px / tile, 0.95),
+                                    progress=options.progress, margin=overlap_px // 4)
+                    for item in items]
         with torch.no_grad():
             results = model.test_step(pseudo_collate([pipeline(dict(item)) for item in items]))
         return [result.pred_sem_seg.data[0].cpu().numpy().astype(np.int64) for result in results]

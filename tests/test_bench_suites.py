@@ -128,3 +128,13 @@ def test_deploy_suite_times_both_runtimes_and_says_where_time_goes(monkeypatch) 
         assert 'Conv' in shares and shares.count('%') >= 1
     assert [r.extra['not exported'] for r in deploy_bench.bench_deploy(
         repeats=1, only='piip-2branch_fpn')][0].startswith('ExportRefused: ')
+
+
+def test_large_image_suite_quick_row() -> None:
+    from densekit.deploy_bench import bench_large_image
+
+    (row,) = bench_large_image(quick=True)
+    assert row.case == 'Semantic FPN 1024x1024, 7 classes'
+    assert row.densekit_s > 0 and row.peer_s > 0
+    assert row.extra['whole-image scores MiB'] == '28'  # 7 x 1024^2 float32
+    assert row.densekit_mem_mb is None or row.densekit_mem_mb > 0

@@ -69,16 +69,22 @@ def _plain(inputs: Any) -> Tuple[Any, Callable[[Tensor], Tensor]]:
     return inputs.as_subclass(Tensor), lambda out: out.as_subclass(kind)
 
 
+_INTEGER_PIXELS = (torch.uint8, torch.int16, torch.uint16)
+
+
 def _check_args(inputs: Any, sw_batch_size: Any, overlap: Any, mode: Any,
-                padding_mode: Any) -> Tuple[Tuple[float, ...], str, str]:
+                padding_mode: Any, integer_ok: bool = False
+                ) -> Tuple[Tuple[float, ...], str, str]:
     if not isinstance(inputs, Tensor):
         raise TypeError(f'inputs must be a torch.Tensor (N, C, *spatial), got '
                         f'{type(inputs).__name__}')
     if inputs.dim() < 3:
         raise ValueError(f'inputs must be (N, C, *spatial) with at least one spatial dim, got '
                          f'shape {tuple(inputs.shape)}')
-    if not inputs.is_floating_point():
-        raise TypeError(f'inputs must be a floating point tensor, got dtype {inputs.dtype}')
+    if not inputs.is_floating_point() and not (integer_ok and inputs.dtype in _INTEGER_PIXELS):
+        kinds = 'a floating point or uint8/int16/uint16 tensor' if integer_ok \
+            else 'a floating point tensor'
+        raise TypeError(f'inputs must be {kinds}, got dtype {inputs.dtype}')
     if not isinstance(sw_batch_size, int) or isinstance(sw_batch_size, bool) \
             or sw_batch_size < 1:
         raise ValueError(f'sw_batch_size must be a positive int, got {sw_batch_size!r}')
@@ -127,9 +133,13 @@ def _run(inputs: Tensor, roi_size: Any, sw_batch_size: int, predictor: Callable,
          overlap: Any, mode: Any, sigma_scale: Any, padding_mode: Any, cval: float,
          sw_device: Any, device: Any, progress: bool, roi_weight_map: Optional[Tensor],
          process_fn: Optional[Callable], with_coord: bool, labels: bool, fast: bool,
-         micro_batch: Union[int, str, None], args: Tuple, kwargs: Dict) -> Any:
+         micro_batch: Union[int, str, None], args: Tuple, kwargs: Dict,
+         margin: Union[int, Sequence[int]] = 0) -> Any:
     inputs, rewrap = _plain(inputs)
-    overlaps, mode, padding_mode = _check_args(inputs, sw_batch_size, overlap, mode, padding_mode)
+    overlaps, mode, padding_mode = _check_args(inputs, sw_batch_size, overlap, mode, padding_mode,
+                                               integer_ok=labels)
+    # integer pixels (a decoded image kept as it is) blend in float32
+    dtype = inputs.dtype if inputs.is_floating_point() else torch.float32
     image_size = tuple(inputs.shape[2:])
     roi = fall_back_roi(roi_size, image_size)
     device = torch.device(device) if device is not None else inputs.device
@@ -149,13 +159,14 @@ def _run(inputs: Tensor, roi_size: Any, sw_batch_size: int, predictor: Callable,
         if tuple(weights.shape[-len(roi):]) != roi:
             raise ValueError(f'roi_weight_map has shape {tuple(weights.shape)}; expected the '
                              f'window size {roi}')
-        weights = weights.to(device=sw_device, dtype=inputs.dtype)
+        weights = weights.to(device=sw_device, dtype=dtype)
     else:
-        weights = importance_map(roi, mode, sigma_scale, sw_device, inputs.dtype)
+        weights = importance_map(roi, mode, sigma_scale, sw_device, dtype)
     sink = LabelSink() if labels else FullSink()
     blender = Blender(sink, batch=inputs.shape[0], size=size, roi=roi, axis0_starts=starts[0],
-                      device=device, dtype=inputs.dtype)
+                      device=device, dtype=dtype)
     windows = list(windows)
+    margins = _check_margin(margin, roi, size, windows)
     all_windows = [(b, start) for b in range(inputs.shape[0]) for start in windows]
     bar = None
     if progress:
@@ -203,6 +214,9 @@ def _run(inputs: Tensor, roi_size: Any, sw_batch_size: int, predictor: Callable,
                         out = predictor(sub_win, *args, **kwargs)
                 keys, outs = _flatten(out)
                 w = weights
+                if any(margins):
+                    w = torch.stack([_trimmed(weights, start, roi, size, margins)
+                                     for _, start in sub])[:, None]
                 if process_fn is not None:
                     outs, w = process_fn(outs, sub_win, weights)
                     outs = tuple(outs) if isinstance(outs, (list, tuple)) else (outs,)
@@ -223,6 +237,38 @@ def _run(inputs: Tensor, roi_size: Any, sw_batch_size: int, predictor: Callable,
     if keys is not None:
         return dict(zip(keys, results))
     return results[0] if len(results) == 1 else tuple(results)
+
+
+def _check_margin(margin: Union[int, Sequence[int]], roi: Sequence[int], size: Sequence[int],
+                  windows: Sequence[Sequence[int]]) -> Tuple[int, ...]:
+    """Per-axis margins; each must leave every pixel inside some window's kept part."""
+    margins = (margin,) * len(roi) if isinstance(margin, int) else tuple(margin)
+    if len(margins) != len(roi) or not all(isinstance(m, int) and m >= 0 for m in margins):
+        raise ValueError(f'margin must be a non-negative int or one per axis ({len(roi)}), got '
+                         f'{margin!r}')
+    for axis, m in enumerate(margins):
+        starts = sorted({w[axis] for w in windows})
+        gaps = [b - a for a, b in zip(starts, starts[1:])]
+        if m and gaps and max(gaps) > roi[axis] - 2 * m:
+            raise ValueError(f'margin {m} on axis {axis} needs an overlap of at least {2 * m} '
+                             f'pixels between windows, got {roi[axis] - max(gaps)}; raise the '
+                             'overlap or lower the margin')
+    return margins
+
+
+def _trimmed(weights: Tensor, start: Sequence[int], roi: Sequence[int], size: Sequence[int],
+             margins: Sequence[int]) -> Tensor:
+    """``weights`` with the window's inner borders (those not on the image border) zeroed."""
+    w = weights.clone()
+    for axis, m in enumerate(margins):
+        if not m:
+            continue
+        view = w.movedim(axis, 0)
+        if start[axis] > 0:
+            view[:m] = 0
+        if start[axis] + roi[axis] < size[axis]:
+            view[-m:] = 0
+    return w
 
 
 def _flatten(out: Any) -> Tuple[Optional[List], Tuple[Tensor, ...]]:
@@ -313,12 +359,16 @@ def sliding_window_labels(
         sw_device: Union[torch.device, str, None] = None,
         device: Union[torch.device, str, None] = None, progress: bool = False,
         roi_weight_map: Optional[Tensor] = None, fast: bool = True,
-        micro_batch: Union[int, str, None] = 'auto', **kwargs: Any) -> Tensor:
+        micro_batch: Union[int, str, None] = 'auto', margin: Union[int, Sequence[int]] = 0,
+        **kwargs: Any) -> Tensor:
     """Argmax labels of the blended prediction, computed slab by slab.
 
     Gives ``sliding_window_inference(...).argmax(1)`` without a full-volume float buffer per
     class: each slab of rows is normalised and reduced to labels as soon as it is complete.
     The predictor must return one tensor ``(n, num_classes, *window)`` at the input resolution.
+    ``inputs`` may also hold integer pixels (uint8, int16, uint16: a decoded image kept as it
+    is); the predictor then gets integer windows and converts them itself, and the blending
+    runs in float32, so no float copy of the whole input is ever made.
 
     Args:
         inputs: ``(N, C, *spatial)``, e.g. ``(1, 1, 256, 256, 256)``.
@@ -326,6 +376,11 @@ def sliding_window_labels(
         sw_device, device, progress, roi_weight_map, fast, micro_batch: As
             :func:`sliding_window_inference`
             (``mode`` defaults to ``'gaussian'`` here).
+        margin: Pixels (an int, or one per axis) at each window's inner borders that get no
+            weight: borders on the image border keep theirs. With a margin at least the
+            network's receptive-field radius (and an overlap of at least twice the margin),
+            every pixel is blended only from windows that saw all of its context, so the
+            labels are the whole-input labels.
         **kwargs: Passed to ``predictor``.
 
     Returns:
@@ -339,4 +394,4 @@ def sliding_window_labels(
     """
     return _run(inputs, roi_size, sw_batch_size, predictor, overlap, mode, sigma_scale,
                 padding_mode, cval, sw_device, device, progress, roi_weight_map, None, False,
-                True, fast, micro_batch, (), dict(kwargs))
+                True, fast, micro_batch, (), dict(kwargs), margin)
