@@ -339,7 +339,7 @@ def export_onnx(config: Any, checkpoint: str, out: str, *, opset: int = DEFAULT_
                               dynamic_axes=dynamic_axes)
         _finish_graph(tmp, dict(task=task, dataset_meta=_jsonable_meta(model),
                                 input=report_input(task), scale=getattr(model, 'scale', 1),
-                                opset=opset))
+                                opset=opset, outputs=names))
         report = ExportReport(out, task, tuple(example.shape), not static, names,
                               tolerance=tolerance)
         if verify:
@@ -452,7 +452,7 @@ def onnx_session(path: str, threads: Optional[int] = None) -> Any:
     return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 
-BACKEND_TASKS = ('seg', 'sr', 'derain', 'medical')
+BACKEND_TASKS = ('seg', 'det', 'sr', 'derain', 'medical')
 
 
 def bind_session(model: nn.Module, task: str, session: Any) -> nn.Module:
@@ -460,20 +460,31 @@ def bind_session(model: nn.Module, task: str, session: Any) -> nn.Module:
 
     Everything around the network stays densekit's: the test pipeline, sliding windows,
     tiling, mmseg's resizing and the label mapping. Only the call the graph replaces changes:
-    ``restore`` (restoration), ``logits`` (medical windows) or ``encode_decode`` (mmseg
-    segmentors, fed the pixels the graph normalises itself).
+    ``restore`` (restoration), ``logits`` (medical windows), ``encode_decode`` (mmseg
+    segmentors) or the backbone-to-head forward (mmdet one-stage detectors, whose box
+    decoding and NMS stay mmdet's); segmentors and detectors get back the pixels the graph
+    normalises itself.
 
     Raises:
-        ValueError: ``task`` has no onnxruntime backend (detection keeps its box decoding
-            and NMS in mmdet, which runs in PyTorch).
+        ValueError: ``task`` has no onnxruntime backend.
     """
     if task not in BACKEND_TASKS:
         raise ValueError(f'the onnxruntime backend runs tasks {BACKEND_TASKS}, not {task!r}; '
                          'use backend="pytorch" for it')
 
+    def run_all(x: Tensor) -> List[Tensor]:
+        outs = session.run(None, {'input': x.detach().to('cpu', torch.float32).numpy()})
+        return [torch.from_numpy(out) for out in outs]
+
     def run(x: Tensor) -> Tensor:
-        out = session.run(None, {'input': x.detach().to('cpu', torch.float32).numpy()})[0]
-        return torch.from_numpy(out)
+        return run_all(x)[0]
+
+    def pixels(model_inputs: Tensor) -> Tensor:
+        pre = model.data_preprocessor
+        if getattr(pre, 'mean', None) is None or getattr(pre, 'std', None) is None:
+            return model_inputs
+        shape = (1, -1, 1, 1)
+        return model_inputs * pre.std.reshape(shape) + pre.mean.reshape(shape)
 
     if task in ('sr', 'derain'):
         own = int(getattr(model, 'scale', 1))
@@ -489,15 +500,25 @@ def bind_session(model: nn.Module, task: str, session: Any) -> nn.Module:
             return [run(x)] if all_scales else run(x)
 
         model.logits = logits
-    else:
-        pre = model.data_preprocessor
-        mean = pre.mean.detach().reshape(1, -1, 1, 1) if pre.mean is not None else None
-        std = pre.std.detach().reshape(1, -1, 1, 1) if pre.std is not None else None
+    elif task == 'det':
+        groups = len({name.split('_')[0] for name in session_output_names(session)})
 
+        def head_forward(x: Tensor) -> tuple:
+            outs = run_all(pixels(x))
+            per = len(outs) // groups
+            return tuple(outs[g * per:(g + 1) * per] for g in range(groups))
+
+        model.extract_feat = lambda inputs: inputs  # the graph starts from the pixels
+        model.bbox_head.forward = head_forward
+    else:
         def encode_decode(inputs: Tensor, batch_img_metas: List[dict]) -> Tensor:
-            pixels = inputs * std + mean if mean is not None else inputs
-            return run(pixels)
+            return run(pixels(inputs))
 
         model.encode_decode = encode_decode
     model.onnx_session = session
     return model
+
+
+def session_output_names(session: Any) -> List[str]:
+    """The output names of an onnxruntime session, in order."""
+    return [output.name for output in session.get_outputs()]

@@ -63,8 +63,8 @@ class Predictor:
             raises an error listing the keys).
         device: ``'auto'`` (CUDA when available), ``'cpu'``, ``'cuda'``, ``'cuda:1'``...
         backend: ``'pytorch'``, or ``'onnxruntime'`` with ``checkpoint`` the ``.onnx`` file
-            of ``densekit export`` (segmentation, restoration, medical; CPU): the same
-            pre- and post-processing around the exported network.
+            of ``densekit export`` (every task family; CPU): the same pre- and
+            post-processing around the exported network.
         strict: Refuse a checkpoint whose keys do not fit the model.
         cfg_options: Overrides merged into the config.
         options: Task options (:class:`~densekit.inference.InferOptions`: tile, overlap,
