@@ -74,6 +74,11 @@ class Case:
     run: Optional[Callable[[nn.Module, tuple], Any]] = None
     backward: Union[bool, str] = True   # str: why there is nothing to differentiate
     trace: Union[bool, str] = True      # str: why a trace at a second size cannot hold
+    # str: why a training forward updates buffers its own training output depends on (token
+    # centres updated by k-means + EMA). The walk then restores the buffers before every
+    # training-mode run, so the runs it compares start from the same state, and checks that
+    # a training forward does change them (eval must not).
+    stateful_train: str = ''
     bf16_out_tol: float = BF16_OUT_TOL
     bf16_grad_tol: float = BF16_GRAD_TOL
 
@@ -235,6 +240,14 @@ CASES: Dict[str, Case] = {
     # restoration
     'CARNBody': Case(build(dict(type='CARNBody', channels=8, num_blocks=1, num_units=1)),
                      img(3)),
+    'CATANetBody': Case(
+        build(dict(type='CATANetBody', dim=8, qk_dim=8, num_heads=2, hidden_dim=8,
+                   num_centres=(4,), group_sizes=(64,), patch_sizes=(12,))), img(3),
+        stateful_train='training steps run k-means on the token centres from their buffer',
+        trace='token groups and LRSA patches are laid out from the input size as Python ints'),
+    'CATANetHead': restoration_head('CATANetHead', 8, scale=2),
+    'DRLNBody': Case(build(dict(type='DRLNBody', channels=8, groups=(1, 2), reduction=4)),
+                     img(3)),
     'DRSformer': Case(build(dict(type='DRSformer', dim=8, num_blocks=(1, 1, 1, 1),
                                  heads=(1, 1, 2, 2))), img(3), bf16_grad_tol=TOPK_GRAD_TOL),
     'EDSRBody': Case(build(dict(type='EDSRBody', channels=8, num_blocks=1)), img(3)),
@@ -329,6 +342,19 @@ def _relative_l2(a: List[Tensor], b: List[Tensor]) -> float:
     return (num / den) ** 0.5 if den > 0 else num ** 0.5
 
 
+def _snapshot(model: nn.Module) -> Dict[str, Tensor]:
+    return {name: b.detach().clone() for name, b in model.named_buffers()}
+
+
+def _restore(case: Case, model: nn.Module, state: Dict[str, Tensor]) -> nn.Module:
+    """Put back the buffers of a ``stateful_train`` case (dtype of ``model`` kept)."""
+    if case.stateful_train:
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                b.copy_(state[name])
+    return model
+
+
 def _inputs(case: Case, which: int) -> tuple:
     gen = torch.Generator().manual_seed(100 + which)
     return case.inputs(case.sizes[which], gen)
@@ -368,10 +394,14 @@ def test_registered_module_in_every_mode(name: str) -> None:
 
     # fp32 train (fast paths on) against the plain ops and a float64 reference
     model.train()
+    state = _snapshot(model)
     out, grads = _fwd_bwd(case, model, _copy(args))
+    if case.stateful_train:
+        assert any(not torch.equal(b, state[n]) for n, b in model.named_buffers()), \
+            f'{name} declares stateful_train but a training forward changed no buffer'
     with fast_paths(False):
-        out_plain, grads_plain = _fwd_bwd(case, model, _copy(args))
-    model64 = float64_copy(model)
+        out_plain, grads_plain = _fwd_bwd(case, _restore(case, model, state), _copy(args))
+    model64 = _restore(case, float64_copy(model), state)
     out64, grads64 = _fwd_bwd(case, model64, float64_copy(_copy(args)))
     assert out, f'{name} returned no floating-point tensor'
     assert all(torch.isfinite(o).all() for o in out + grads)
@@ -390,13 +420,17 @@ def test_registered_module_in_every_mode(name: str) -> None:
     # in densekit's. The gradients are compared in eval mode (running statistics).
     for enabled in (True, False):
         with fast_paths(enabled), torch.autocast('cpu', dtype=torch.bfloat16):
-            out16, grads16 = _fwd_bwd(case, model, _copy(args))
+            out16, grads16 = _fwd_bwd(case, _restore(case, model, state), _copy(args))
         err = _relative_l2(out16, out)
         assert err <= case.bf16_out_tol, \
             f'{name} train bf16 output off fp32 by {err:.3g} (fast={enabled})'
         assert all(torch.isfinite(g).all() for g in grads16), f'{name}: bf16 gradient not finite'
     model.eval()
+    trained = _snapshot(model)
     out, grads = _fwd_bwd(case, model, _copy(args))
+    if case.stateful_train:
+        assert all(torch.equal(b, trained[n]) for n, b in model.named_buffers()), \
+            f'{name}: an eval forward changed a buffer'
     results = []
     for enabled in (True, False):
         with fast_paths(enabled), torch.autocast('cpu', dtype=torch.bfloat16):

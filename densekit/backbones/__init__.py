@@ -1,6 +1,8 @@
 """densekit backbones (registered under the densekit scope)."""
 from densekit.backbones.base import PyramidBackbone  # noqa: F401
+from densekit.backbones.catanet import CATANetBody  # noqa: F401
 from densekit.backbones.convnext import ConvNeXt  # noqa: F401
+from densekit.backbones.drln import DRLNBody  # noqa: F401
 from densekit.backbones.fasternet import FasterNet  # noqa: F401
 from densekit.backbones.highres_skips import HighResSkips  # noqa: F401
 from densekit.backbones.inceptionnext import InceptionNeXt  # noqa: F401

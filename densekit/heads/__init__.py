@@ -1,8 +1,9 @@
 """densekit heads (registered under the densekit scope)."""
 from densekit.heads.aspp_head import ASPPHead
+from densekit.heads.catanet_head import CATANetHead
 from densekit.heads.lraspp_head import ContextPool, LRASPPHead
 from densekit.heads.seg_heads import DepthwiseSeparableASPPHead, DUCHead, FCNHead, FPNHead
 from densekit.heads.shuffle_head import PixelShuffleSkipHead
 
-__all__ = ['ASPPHead', 'ContextPool', 'DepthwiseSeparableASPPHead', 'DUCHead', 'FCNHead',
-           'FPNHead', 'LRASPPHead', 'PixelShuffleSkipHead']
+__all__ = ['ASPPHead', 'CATANetHead', 'ContextPool', 'DepthwiseSeparableASPPHead', 'DUCHead',
+           'FCNHead', 'FPNHead', 'LRASPPHead', 'PixelShuffleSkipHead']
