@@ -58,6 +58,7 @@ class InvertedBottleneck(nn.Module):
         >>> InvertedBottleneck(3, 4, expand_ratio=4)(torch.rand(1, 4, 6, 6, 6)).shape
         torch.Size([1, 4, 6, 6, 6])
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, spatial_dims: int, channels: int, expand_ratio: int = 4,
                  kernel_size: int = 3, norm_cfg: Any = DEFAULT_NORM,
@@ -101,6 +102,7 @@ class ReversibleCoupling(nn.Module):
     Raises:
         ValueError: odd ``channels`` or a bad bottleneck argument.
     """
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, spatial_dims: int, channels: int, expand_ratio: int = 4,
                  kernel_size: int = 3, norm_cfg: Any = DEFAULT_NORM,
@@ -233,6 +235,7 @@ class ReversibleSequence(nn.Module):
     """
 
     stores_no_activations = True  # activation checkpointing would only add a forward
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, spatial_dims: int, channels: int, depth: int = 1, expand_ratio: int = 4,
                  kernel_size: int = 3, norm_cfg: Any = DEFAULT_NORM, act_cfg: Any = DEFAULT_ACT,
@@ -283,6 +286,8 @@ class RevUNetEncoder(ResUNetEncoder):
         >>> [tuple(f.shape) for f in enc(torch.rand(1, 1, 16, 16, 16))]
         [(1, 8, 16, 16, 16), (1, 16, 8, 8, 8), (1, 32, 4, 4, 4), (1, 64, 2, 2, 2)]
     """
+
+    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
 
     def __init__(self, in_channels: int = 1, arch: str = 'small',
                  num_stages: Optional[int] = None, widths: Optional[Sequence[int]] = None,
