@@ -47,7 +47,7 @@ from densekit.inference import build_model, detect_task
 
 __all__ = ['ExportRefused', 'ExportReport', 'export_onnx', 'export_graph', 'verify_onnx',
            'read_metadata',
-           'DEFAULT_TOLERANCE', 'require_deploy']
+           'DEFAULT_TOLERANCE', 'require_deploy', 'NumpyDetector', 'numpy_detector']
 
 DEFAULT_TOLERANCE = 1e-4
 FLOOR_FACTOR = 4.0
@@ -522,3 +522,107 @@ def bind_session(model: nn.Module, task: str, session: Any) -> nn.Module:
 def session_output_names(session: Any) -> List[str]:
     """The output names of an onnxruntime session, in order."""
     return [output.name for output in session.get_outputs()]
+
+
+@dataclass
+class NumpyDetector:
+    """An exported one-stage anchor detector run without PyTorch or mmdet at call time.
+
+    onnxruntime runs the backbone-to-head graph; the config's test pipeline (keep-ratio
+    resize, padding) is redone with cv2 and numpy, and :class:`AnchorDecoder` decodes and
+    runs NMS in numpy. Build it with :func:`numpy_detector`.
+
+    Attributes:
+        session: The onnxruntime session of the ``.onnx`` file.
+        decoder: The head's box decoding and NMS.
+        scale: The test pipeline's keep-ratio ``Resize`` scale (None: no resize).
+        pad_divisor: The data preprocessor's ``pad_size_divisor``.
+        pad_pixel: The pixel value of the padding (the preprocessor pads normalised zeros,
+            which is the mean pixel).
+    """
+
+    session: Any
+    decoder: Any
+    scale: Optional[Tuple[int, int]]
+    pad_divisor: int = 1
+    pad_pixel: Tuple[float, ...] = (0.0, 0.0, 0.0)
+
+    def network_input(self, image: np.ndarray) -> Tuple[np.ndarray, Tuple[int, int],
+                                                        Tuple[float, float]]:
+        """``image`` resized and padded as mmdet's pipeline does: the ``(1, 3, H, W)`` float32
+        input, the resized ``(h, w)`` (``img_shape``) and ``(w_scale, h_scale)``."""
+        import cv2
+
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f'image must be an (H, W, 3) array, got '
+                             f'{getattr(image, "shape", type(image).__name__)}')
+        height, width = image.shape[:2]
+        resized, factor = image, (1.0, 1.0)
+        if self.scale is not None:
+            # mmcv.imrescale: the largest size within (long, short) edges, rounded half up
+            ratio = min(max(self.scale) / max(height, width), min(self.scale) / min(height, width))
+            size = (int(width * ratio + 0.5), int(height * ratio + 0.5))
+            resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+            factor = (size[0] / width, size[1] / height)
+        new_h, new_w = resized.shape[:2]
+        divisor = max(int(self.pad_divisor), 1)
+        padded = np.empty((-(-new_h // divisor) * divisor, -(-new_w // divisor) * divisor, 3),
+                          np.float32)
+        padded[...] = np.asarray(self.pad_pixel, np.float32)
+        padded[:new_h, :new_w] = resized
+        return padded.transpose(2, 0, 1)[None].copy(), (new_h, new_w), factor
+
+    def __call__(self, image: np.ndarray) -> dict:
+        """Detections of one ``(H, W, 3)`` image in the network's channel order (RGB for
+        configs with ``bgr_to_rgb``): ``boxes`` (K, 4) float32 in the image's pixels,
+        ``scores`` (K,) float32, ``labels`` (K,) int64."""
+        pixels, img_shape, factor = self.network_input(image)
+        outputs = dict(zip(session_output_names(self.session),
+                           self.session.run(None, {'input': pixels})))
+        levels = self.decoder.num_levels
+        return self.decoder.decode([outputs[f'cls_{i}'] for i in range(levels)],
+                                   [outputs[f'box_{i}'] for i in range(levels)],
+                                   img_shape, factor)
+
+
+def numpy_detector(config: Any, onnx_path: str, threads: Optional[int] = None,
+                   cfg_options: Optional[dict] = None) -> NumpyDetector:
+    """A :class:`NumpyDetector` for ``onnx_path``, exported from ``config`` (an anchor head
+    with ``DeltaXYWHBBoxCoder``, e.g. RetinaNet). The config is read once, here.
+
+    Raises:
+        ValueError: The config is not such a detector, or its test pipeline has a step other
+            than loading, keep-ratio resizing and packing.
+    """
+    from densekit.tasks.detection.decode import AnchorDecoder
+
+    cfg = load_config(config, cfg_options)
+    if detect_task(cfg) != 'det':
+        raise ValueError(f'numpy_detector runs detection configs, got task {detect_task(cfg)!r}')
+    head = cfg.model.get('bbox_head')
+    if head is None:
+        raise ValueError('numpy_detector needs a one-stage detector (model.bbox_head)')
+    decoder = AnchorDecoder.from_config(head, cfg.model.get('test_cfg') or head.get('test_cfg'))
+    scale = None
+    for step in cfg.test_dataloader.dataset.pipeline:
+        name = str(step['type']).rsplit('.', 1)[-1]
+        if name == 'Resize':
+            if not step.get('keep_ratio', False) or 'scale' not in step:
+                raise ValueError(f'numpy_detector redoes a keep-ratio Resize(scale=...), got '
+                                 f'{dict(step)!r}')
+            scale = tuple(int(v) for v in _pair_of(step['scale']))
+        elif name not in ('LoadImageFromFile', 'LoadAnnotations', 'PackDetInputs'):
+            raise ValueError(f'numpy_detector cannot redo the test pipeline step {name!r}')
+    pre = cfg.model.get('data_preprocessor') or {}
+    session = onnx_session(onnx_path, threads)
+    names = session_output_names(session)
+    if any(name.startswith('ctr_') for name in names):
+        raise ValueError(f'{onnx_path}: outputs {names} include centerness (FCOS-style); '
+                         'numpy_detector decodes anchor heads only')
+    return NumpyDetector(session=session, decoder=decoder, scale=scale,
+                         pad_divisor=int(pre.get('pad_size_divisor', 1)),
+                         pad_pixel=tuple(float(v) for v in pre.get('mean', (0.0, 0.0, 0.0))))
+
+
+def _pair_of(value: Any) -> Tuple[Any, Any]:
+    return (value, value) if isinstance(value, (int, float)) else tuple(value)

@@ -1,0 +1,297 @@
+"""densekit's numpy box decoding and NMS against mmdet's ``predict_by_feat`` and mmcv's NMS.
+
+The reference is mmdet itself run on the same raw head outputs: a RetinaNet (the CPU config,
+seeded random weights with a spread-out classification layer so scores and boxes vary) fed a
+real photo. Both sides compute in float32; they may differ by float32 rounding only (sigmoid
+and exp differ by one ulp between torch and numpy), so boxes are held to 1e-3 px, scores to
+1e-6, labels and the number of detections exactly.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmcv.ops import batched_nms as mmcv_batched_nms
+from mmengine.config import ConfigDict
+from mmengine.registry import MODELS, init_default_scope
+from skimage import data as photos
+
+import densekit  # noqa: F401
+from densekit.apis import load_config
+from densekit.tasks.detection.decode import AnchorDecoder, base_anchors, batched_nms, nms
+
+from .conftest import DET_CONFIG, REPO
+
+BOX_TOL = 1e-3
+SCORE_TOL = 1e-6
+
+
+@pytest.fixture(scope='module')
+def retinanet() -> torch.nn.Module:
+    cfg = load_config(str(DET_CONFIG))
+    init_default_scope('densekit')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model).eval()
+    head = model.bbox_head
+    with torch.no_grad():  # logits spread over about +-6, per-class offsets, larger deltas
+        head.retina_cls.weight.mul_(4.0)
+        head.retina_cls.bias.copy_(torch.randn(head.retina_cls.bias.shape) * 1.5 - 2.0)
+        head.retina_reg.weight.mul_(3.0)
+    return model
+
+
+def _raw_outputs(model: torch.nn.Module, height: int, width: int, seed: int = 0):
+    """The head's raw maps for the astronaut photo resized to (height, width), zero-padded to
+    a multiple of 32 as DetDataPreprocessor pads it."""
+    photo = cv2.resize(photos.astronaut(), (width, height), interpolation=cv2.INTER_AREA)
+    padded = np.zeros((-(-height // 32) * 32, -(-width // 32) * 32, 3), np.float32)
+    padded[:height, :width] = photo
+    x = torch.from_numpy((padded - 127.5) / 64.0).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        cls_scores, bbox_preds = model.bbox_head(model.extract_feat(x))
+    return list(cls_scores), list(bbox_preds)
+
+
+def _mmdet(model, cls_scores, bbox_preds, metas, test_cfg=None):
+    with torch.no_grad():
+        return model.bbox_head.predict_by_feat(
+            cls_scores, bbox_preds, batch_img_metas=metas,
+            cfg=None if test_cfg is None else ConfigDict(test_cfg), rescale=True)
+
+
+def _assert_same(got: dict, want) -> None:
+    assert got['boxes'].dtype == np.float32 and got['scores'].dtype == np.float32
+    assert got['labels'].dtype == np.int64
+    assert len(got['boxes']) == len(want.bboxes)
+    np.testing.assert_array_equal(got['labels'], want.labels.numpy())
+    np.testing.assert_allclose(got['boxes'], want.bboxes.numpy(), rtol=0, atol=BOX_TOL)
+    np.testing.assert_allclose(got['scores'], want.scores.numpy(), rtol=0, atol=SCORE_TOL)
+
+
+def test_anchors_from_config_equal_mmdet_grid_priors(retinanet) -> None:
+    cfg = load_config(str(DET_CONFIG))
+    from_cfg = AnchorDecoder.from_config(cfg.model.bbox_head, cfg.model.test_cfg)
+    from_head = AnchorDecoder.from_head(retinanet.bbox_head)
+    sizes = [(13, 17), (7, 9), (4, 5), (2, 3)]
+    want = retinanet.bbox_head.prior_generator.grid_priors(sizes, device='cpu')
+    for got_cfg, got_head, ref in zip(from_cfg.anchors(sizes), from_head.anchors(sizes), want):
+        np.testing.assert_array_equal(got_cfg, ref.numpy())
+        np.testing.assert_array_equal(got_head, ref.numpy())
+    # hand-derived: stride 8, octave_base_scale 4, ratio 1 (index 1 of 3), first of 2 scales
+    # (anchor 1 * 2 + 0) -> a 32x32 square
+    # centred on the cell's top-left corner
+    np.testing.assert_array_equal(from_cfg.cell_anchors[0][2], [-16, -16, 16, 16])
+    assert from_cfg.nms_cfg == from_head.nms_cfg and from_cfg.score_thr == 0.05
+    # centre_offset 0.5 and scale_major=False agree with mmdet's generator too
+    from mmdet.models.task_modules.prior_generators import AnchorGenerator
+    gen = AnchorGenerator(strides=[16], ratios=[0.5, 2.0], scales=[1.5, 3.0],
+                          scale_major=False, center_offset=0.5)
+    np.testing.assert_array_equal(
+        base_anchors(16, [1.5, 3.0], [0.5, 2.0], scale_major=False, center_offset=0.5),
+        gen.base_anchors[0].numpy())
+
+
+WIDE_CFG = dict(nms_pre=-1, min_bbox_size=-1, score_thr=0.0,
+                nms=dict(type='nms', iou_threshold=0.6), max_per_img=300)
+
+
+@pytest.mark.parametrize('height, width, scale_factor, test_cfg', [
+    (97, 131, (1.0, 1.0), None),
+    (160, 160, (1.0, 1.0), None),
+    (120, 90, (0.8, 0.6), None),  # an original image of 150x150 resized to 120x90
+    (97, 131, (1.0, 1.0), WIDE_CFG),  # every pair, no size filter: per-class NMS (>10000 boxes)
+])
+def test_decode_matches_mmdet_predict_by_feat(retinanet, height, width, scale_factor,
+                                              test_cfg) -> None:
+    cls_scores, bbox_preds = _raw_outputs(retinanet, height, width)
+    meta = dict(img_shape=(height, width), scale_factor=scale_factor)
+    want = _mmdet(retinanet, cls_scores, bbox_preds, [meta], test_cfg)[0]
+    decoder = AnchorDecoder.from_head(retinanet.bbox_head, test_cfg)
+    got = decoder.decode([c.numpy() for c in cls_scores], [b.numpy() for b in bbox_preds],
+                         (height, width), scale_factor)
+    assert len(want.bboxes) == (300 if test_cfg else 100)  # informative, not a trivial case
+    _assert_same(got, want)
+    # the boxes lie in the original image (clipped to the network input before rescaling)
+    limits = np.array([width, height, width, height]) / np.array(scale_factor * 2)
+    assert (got['boxes'] >= 0).all() and (got['boxes'] <= limits + BOX_TOL).all()
+
+
+def test_decode_batch_and_config_dict_decoder(retinanet) -> None:
+    first, second = _raw_outputs(retinanet, 97, 131), _raw_outputs(retinanet, 64, 128)
+    cls_scores = [torch.cat([a, torch.flip(a, dims=(-1,))]) for a in first[0]]
+    bbox_preds = [torch.cat([a, b * 0.5]) for a, b in zip(first[1], first[1])]
+    metas = [dict(img_shape=(97, 131), scale_factor=(1.0, 1.0)),
+             dict(img_shape=(90, 131), scale_factor=(0.5, 0.5))]
+    want = _mmdet(retinanet, cls_scores, bbox_preds, metas)
+    cfg = load_config(str(DET_CONFIG))
+    decoder = AnchorDecoder.from_config(cfg.model.bbox_head, cfg.model.test_cfg)
+    got = decoder.decode_batch([c.numpy() for c in cls_scores], [b.numpy() for b in bbox_preds],
+                               [m['img_shape'] for m in metas],
+                               [m['scale_factor'] for m in metas])
+    for one, ref in zip(got, want):
+        _assert_same(one, ref)
+    # 3D maps (no batch axis) decode the same
+    single = decoder.decode([c[0].numpy() for c in second[0]], [b[0].numpy() for b in second[1]],
+                            (64, 128))
+    _assert_same(single, _mmdet(retinanet, *second, [dict(img_shape=(64, 128),
+                                                          scale_factor=(1.0, 1.0))])[0])
+
+
+def test_no_score_above_the_threshold_gives_empty_arrays(retinanet) -> None:
+    cls_scores, bbox_preds = _raw_outputs(retinanet, 97, 131)
+    cls_scores = [c - 30.0 for c in cls_scores]  # every sigmoid below 1e-9
+    meta = dict(img_shape=(97, 131), scale_factor=(1.0, 1.0))
+    want = _mmdet(retinanet, cls_scores, bbox_preds, [meta])[0]
+    got = AnchorDecoder.from_head(retinanet.bbox_head).decode(
+        [c.numpy() for c in cls_scores], [b.numpy() for b in bbox_preds], (97, 131), 1.0)
+    assert len(want.bboxes) == 0
+    assert got['boxes'].shape == (0, 4) and got['scores'].shape == (0,)
+    assert got['labels'].shape == (0,)
+    _assert_same(got, want)
+
+
+@pytest.mark.parametrize('seed, iou, options', [
+    (0, 0.5, {}), (1, 0.3, {}), (2, 0.6, dict(offset=1)), (3, 0.5, dict(class_agnostic=True)),
+    (4, 0.5, dict(split_thr=50)), (5, 0.4, dict(max_num=20, score_threshold=0.3)),
+])
+def test_nms_matches_mmcv_batched_nms(seed, iou, options) -> None:
+    rng = np.random.default_rng(seed)
+    count = 400
+    xy = rng.uniform(0, 100, (count, 2))
+    wh = rng.uniform(2, 60, (count, 2))
+    boxes = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+    scores = rng.permutation(count).astype(np.float32) / count + 0.01  # distinct
+    labels = rng.integers(0, 4, count)
+    cfg = dict(type='nms', iou_threshold=iou, **options)
+    _, want = mmcv_batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores),
+                               torch.from_numpy(labels), dict(cfg))
+    got = batched_nms(boxes, scores, labels, cfg)
+    assert 20 <= len(got) < count  # NMS suppressed something and kept something
+    np.testing.assert_array_equal(got, want.numpy())
+
+
+def test_nms_hand_case_and_stable_ties() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [0, 0, 10, 10], [20, 20, 30, 30]],
+                     np.float32)
+    # box 1 overlaps box 0 with IoU 90 / 110 = 0.818; box 2 is box 0 again with a tied score
+    scores = np.array([0.9, 0.8, 0.9, 0.1], np.float32)
+    np.testing.assert_array_equal(nms(boxes, scores, 0.5), [0, 3])  # tie: the earlier box wins
+    np.testing.assert_array_equal(nms(boxes, scores, 0.85)[:2], [0, 1])
+    np.testing.assert_array_equal(nms(boxes, scores, 0.85), [0, 1, 3])
+    # with labels 0, 1, 0, 0 box 1 is in its own class and survives
+    np.testing.assert_array_equal(
+        batched_nms(boxes, scores, np.array([0, 1, 0, 0]), dict(iou_threshold=0.5)), [0, 1, 3])
+
+
+def test_bad_arguments_are_named(retinanet) -> None:
+    decoder = AnchorDecoder.from_head(retinanet.bbox_head)
+    cls_scores, bbox_preds = _raw_outputs(retinanet, 64, 64)
+    cls_np, box_np = [c.numpy() for c in cls_scores], [b.numpy() for b in bbox_preds]
+    with pytest.raises(ValueError, match='levels'):
+        decoder.decode(cls_np[:3], box_np, (64, 64))
+    with pytest.raises(TypeError, match='numpy array'):
+        decoder.decode(cls_scores, bbox_preds, (64, 64))
+    with pytest.raises(ValueError, match='channels'):
+        decoder.decode([c[:, :-1] for c in cls_np], box_np, (64, 64))
+    with pytest.raises(ValueError, match='decode_batch'):
+        decoder.decode([np.concatenate([c, c]) for c in cls_np], box_np, (64, 64))
+    with pytest.raises(ValueError, match='img_shape'):
+        decoder.decode(cls_np, box_np, (64, 0))
+    with pytest.raises(ValueError, match='scale_factor'):
+        decoder.decode(cls_np, box_np, (64, 64), (1.0, -2.0))
+    with pytest.raises(ValueError, match='differ in size'):
+        decoder.decode(cls_np, [b[..., :-1] for b in box_np], (64, 64))
+    with pytest.raises(ValueError, match='soft_nms'):
+        AnchorDecoder.from_head(retinanet.bbox_head, dict(nms=dict(type='soft_nms',
+                                                                   iou_threshold=0.5)))
+    with pytest.raises(ValueError, match='test_cfg must give nms'):
+        AnchorDecoder.from_head(retinanet.bbox_head, dict(score_thr=0.1))
+    cfg = load_config(str(DET_CONFIG))
+    head_cfg = cfg.model.bbox_head.copy()
+    head_cfg['bbox_coder'] = dict(type='mmdet.DistancePointBBoxCoder')
+    with pytest.raises(ValueError, match='DeltaXYWHBBoxCoder'):
+        AnchorDecoder.from_config(head_cfg, cfg.model.test_cfg)
+    with pytest.raises(TypeError, match='dense head'):
+        AnchorDecoder.from_head(torch.nn.Conv2d(1, 1, 1))
+
+
+def test_decoding_needs_numpy_only() -> None:
+    """The module decodes with torch and mmdet unimportable (loaded by its file path)."""
+    import subprocess
+    import sys
+
+    path = REPO / 'densekit' / 'tasks' / 'detection' / 'decode.py'
+    script = (
+        'import sys, importlib.util\n'
+        "for name in ('torch', 'mmdet', 'mmcv', 'mmengine'): sys.modules[name] = None\n"
+        f"spec = importlib.util.spec_from_file_location('decode', {str(path)!r})\n"
+        'mod = sys.modules["decode"] = importlib.util.module_from_spec(spec)\n'
+        'spec.loader.exec_module(mod)\n'
+        'import numpy as np\n'
+        "dec = mod.AnchorDecoder(num_classes=2, cell_anchors=[mod.base_anchors(8, [4], [1.0])],\n"
+        "                        strides=[8], score_thr=0.5, nms_cfg=dict(iou_threshold=0.5))\n"
+        'cls = np.full((1, 2, 2, 3), -9.0, np.float32); cls[0, 1, 1, 2] = 3.0\n'
+        'out = dec.decode([cls], [np.zeros((1, 4, 2, 3), np.float32)], (20, 30))\n'
+        "print(out['boxes'].tolist(), out['labels'].tolist())\n")
+    result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    # anchor of cell (row 1, col 2): centre (16, 8), 32x32, clipped to the 30x20 image
+    assert result.stdout.strip() == '[[0.0, 0.0, 30.0, 20.0]] [1]'
+
+
+def test_numpy_detector_matches_the_onnxruntime_predictor(tmp_path) -> None:
+    """End to end: pipeline redone in numpy/cv2, decoding in numpy, against the onnxruntime
+    backend (the same graph; mmdet's pipeline and predict_by_feat around it)."""
+    from densekit.export import export_onnx, numpy_detector
+
+    from .test_inference_safety import _save_model
+
+    ckpt = _save_model(DET_CONFIG, tmp_path / 'det.pth')
+    export_onnx(str(DET_CONFIG), ckpt, str(tmp_path / 'det.onnx'))
+    keep = {'model.test_cfg.score_thr': 0.0}
+    reference = densekit.Predictor(str(DET_CONFIG), str(tmp_path / 'det.onnx'),
+                                   backend='onnxruntime', cfg_options=keep)
+    detector = numpy_detector(str(DET_CONFIG), str(tmp_path / 'det.onnx'), cfg_options=keep)
+    assert detector.scale == (160, 160) and detector.pad_divisor == 32
+    for height, width in ((97, 131), (200, 150)):  # upscaled and downscaled to 160
+        image = cv2.resize(photos.astronaut(), (width, height), interpolation=cv2.INTER_AREA)
+        want, got = reference.predict(image), detector(image)
+        assert len(got['boxes']) == len(want['boxes']) == 100
+        np.testing.assert_array_equal(got['labels'], want['labels'])
+        np.testing.assert_allclose(got['boxes'], want['boxes'], rtol=0, atol=BOX_TOL)
+        np.testing.assert_allclose(got['scores'], want['scores'], rtol=0, atol=SCORE_TOL)
+
+
+def test_nms_pre_minus_one_drops_the_lowest_pair_like_mmdet() -> None:
+    from mmdet.models.utils import filter_scores_and_topk
+
+    logits = np.full((1, 2, 2, 3), -9.0, np.float32)
+    logits[0, 1, 1, 2], logits[0, 0, 0, 0] = 3.0, 2.0  # two pairs above 0.5
+    scores = torch.sigmoid(torch.from_numpy(logits[0]).permute(1, 2, 0).reshape(-1, 2))
+    for nms_pre, expected in ((-1, 1), (1, 1), (5, 2)):
+        kept = filter_scores_and_topk(scores, 0.5, nms_pre)[0]
+        decoder = AnchorDecoder(num_classes=2, cell_anchors=[base_anchors(8, [4], [1.0])],
+                                strides=[8], score_thr=0.5, nms_pre=nms_pre)
+        out = decoder.decode([logits], [np.zeros((1, 4, 2, 3), np.float32)], (20, 30))
+        assert len(out['scores']) == len(kept) == expected
+        np.testing.assert_allclose(out['scores'], kept.numpy(), rtol=0, atol=SCORE_TOL)
+
+
+def test_heads_with_a_score_factor_branch_are_refused() -> None:
+    from mmdet.models.dense_heads import ATSSHead
+
+    anchors = dict(type='AnchorGenerator', ratios=[1.0], octave_base_scale=8,
+                   scales_per_octave=1, strides=[8, 16])
+    test_cfg = dict(nms_pre=100, score_thr=0.05, nms=dict(type='nms', iou_threshold=0.6),
+                    max_per_img=10)
+    head = ATSSHead(num_classes=3, in_channels=32, feat_channels=32, stacked_convs=1,
+                    anchor_generator=anchors, test_cfg=test_cfg)
+    with pytest.raises(TypeError, match='3 output groups'):
+        AnchorDecoder.from_head(head)
+    assert head.training  # the probe forward left the head's mode alone
+    with pytest.raises(ValueError, match='centerness'):
+        AnchorDecoder.from_config(dict(type='mmdet.ATSSHead', num_classes=3,
+                                       anchor_generator=anchors,
+                                       bbox_coder=dict(type='DeltaXYWHBBoxCoder')), test_cfg)
