@@ -192,7 +192,7 @@ def _large_case(model: torch.nn.Module, image: object, with_peer: bool) -> tuple
 
     def ours() -> None:
         start = time.perf_counter()
-        segment_windows(model, image, 512, 0.25, margin=32)
+        segment_windows(model, image, 512, 0.125, margin=16)
         timing['ours'] = time.perf_counter() - start
 
     def peer() -> None:
@@ -217,7 +217,7 @@ def bench_large_image(repeats: int = 1, quick: bool = False, only: Optional[str]
     The Semantic FPN CPU config (seeded random weights) on scikit-image's ``astronaut``
     resized to 2048^2, 4096^2 and 8000^2 (``quick``: 1024^2 only), RGB uint8. densekit runs
     :func:`densekit.tasks.segmentation.windowed.segment_windows` (512-px windows, overlap
-    0.25, margin 32); the peer is mmseg's whole-image ``test_step`` (up to 4096^2). Each is
+    0.125, margin 16); the peer is mmseg's whole-image ``test_step`` (up to 4096^2). Each is
     one timed run (``repeats`` are not worth their minutes here); memory is the rise of the
     process's resident-set high-water mark during the run (:func:`peak_rss_mb`), next to the
     size of the whole-image class scores mmseg keeps.

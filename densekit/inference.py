@@ -324,8 +324,8 @@ def _segmentation_handler(cfg: Any, model: torch.nn.Module, options: InferOption
                 else options.overlap
             # as restoration's tiles: a quarter of the overlap is left out at inner borders
             return [segment_windows(model, item['img'], tile, min(overlap_px / tile, 0.95),
-                                    progress=options.progress, margin=overlap_px // 4)
-                    for item in items]
+                                    progress=options.progress, margin=overlap_px // 4
+                                    ).astype(np.int64) for item in items]
         with torch.no_grad():
             results = model.test_step(pseudo_collate([pipeline(dict(item)) for item in items]))
         return [result.pred_sem_seg.data[0].cpu().numpy().astype(np.int64) for result in results]

@@ -60,7 +60,8 @@ def segment_windows(model: Any, image: np.ndarray, window: Union[int, Sequence[i
             labels.
 
     Returns:
-        ``(H, W)`` int64 class indices.
+        ``(H, W)`` class indices, uint8 up to 256 classes, else int32 (an 8000x8000 int64 map
+        alone would be 512 MB).
     """
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f'image must be an (H, W, 3) array, got '
@@ -89,4 +90,4 @@ def segment_windows(model: Any, image: np.ndarray, window: Union[int, Sequence[i
         labels = sliding_window_labels(pixels, size, sw_batch_size, predictor, overlap=overlap,
                                        mode=mode, progress=progress, fast=False,
                                        micro_batch=None, margin=margin)
-    return labels[0].cpu().numpy().astype(np.int64)
+    return labels[0].cpu().numpy()
