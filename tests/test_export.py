@@ -33,6 +33,7 @@ from .test_inference_safety import MED_CONFIG, _save_model
 
 SR_CONFIG = REPO / 'configs' / 'restoration' / 'fsrcnn_x2_cpu_photos.py'
 DERAIN_CONFIG = REPO / 'configs' / 'restoration' / 'derain_resunet_cpu_rain.py'
+RCLUT_CONFIG = REPO / 'configs' / 'restoration' / 'rclut_x2_cpu_photos.py'  # rotation ensemble
 STANDARD_DOMAINS = {'', 'ai.onnx'}
 
 
@@ -49,7 +50,8 @@ def _check_graph(path: str, spatial: int) -> None:
     assert dims[0].dim_param and all(d.dim_param for d in dims[2:])  # dynamic sizes
 
 
-@pytest.mark.parametrize('config', [SR_CONFIG, DERAIN_CONFIG], ids=['sr', 'derain'])
+@pytest.mark.parametrize('config', [SR_CONFIG, DERAIN_CONFIG, RCLUT_CONFIG],
+                         ids=['sr', 'derain', 'rclut'])
 def test_restoration_exports_with_dynamic_sizes(config, tmp_path) -> None:
     ckpt = _save_model(config, tmp_path / 'model.pth')
     out = tmp_path / 'nested' / 'model.onnx'

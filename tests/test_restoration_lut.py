@@ -216,3 +216,11 @@ def test_network_and_tables_beat_bicubic_on_held_out_photos(tmp_path: Path) -> N
     print(f'RC-LUT x2 after {runner.iter} iters: network {scores["out"]:.2f}, tables '
           f'{np.mean(lut_psnr):.2f}, bicubic {scores["base"]:.2f} dB PSNR-Y')
     assert scores['out'] > scores['base'] and np.mean(lut_psnr) > np.mean(base_psnr)
+
+
+def test_rotate90_is_rot90() -> None:
+    from densekit.backbones.rclut import rotate90
+
+    x = torch.rand(2, 1, 5, 7)
+    for k in range(-4, 5):
+        assert torch.equal(rotate90(x, k), torch.rot90(x, k, dims=(2, 3)))

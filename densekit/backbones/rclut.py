@@ -47,6 +47,18 @@ __all__ = ['RCLUTBody', 'RCModule', 'LUTUnit', 'round_ste', 'quantize_input']
 ROTATIONS = (1, 2, 4)
 
 
+def rotate90(x: Tensor, k: int) -> Tensor:
+    """``torch.rot90(x, k, dims=(2, 3))`` written with flips and transposes, which ONNX has."""
+    k %= 4
+    if k == 1:
+        return x.flip(3).transpose(2, 3)
+    if k == 2:
+        return x.flip(2).flip(3)
+    if k == 3:
+        return x.transpose(2, 3).flip(3)
+    return x
+
+
 def round_ste(x: Tensor) -> Tensor:
     """``round(x)`` forward, identity gradient (straight-through / BPDA)."""
     return x + (torch.round(x) - x).detach()
@@ -196,11 +208,11 @@ class RCLUTBody(nn.Module):
         outs = []
         for r in range(self.rotations):
             k = r * (4 // self.rotations)
-            rotated = torch.rot90(codes, k, dims=(2, 3))
+            rotated = rotate90(codes, k)
             padded = F.pad(rotated, (0, pad, 0, pad), mode='replicate')
             # (H + n, W + n) -> RC (valid n x n) -> (H + 1, W + 1) -> unit (valid 2x2) -> (H, W)
             q = round_ste(self.unit(self.rc(padded)) * 127.0)
-            outs.append(torch.rot90(F.pixel_shuffle(q, self.scale), -k, dims=(2, 3)))
+            outs.append(rotate90(F.pixel_shuffle(q, self.scale), -k))
         return outs
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
