@@ -7,7 +7,7 @@ callers that catch it keep working when only the import or ``type`` is switched.
 """
 from __future__ import annotations
 
-__all__ = ['ArgumentError', 'InputSizeError', 'MissingExtra']
+__all__ = ['ArgumentError', 'InputSizeError', 'MissingExtra', 'positive_int']
 
 
 class ArgumentError(ValueError, AssertionError):
@@ -26,3 +26,16 @@ class InputSizeError(ValueError, RuntimeError):
 
 class MissingExtra(ImportError):
     """An optional dependency is not installed; the message says which extra installs it."""
+
+
+def positive_int(value: object, name: str) -> int:
+    """``value`` if it is a positive int (not a bool), else an :class:`ArgumentError` naming
+    ``name`` and the value.
+
+    Example:
+        >>> positive_int(3, 'channels')
+        3
+    """
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ArgumentError(f'{name} must be a positive int, got {value!r}')
+    return value

@@ -148,26 +148,18 @@ class DetectionGraph(_Normalised):
                 for i in range(len(group))]
 
 
-class RestorationGraph(nn.Module):
-    """``Restorer.restore``: ``(N, 3, H, W)`` in [0, 1] -> the restored image in [0, 1]."""
+class MethodGraph(nn.Module):
+    """One method of the model as the graph: ``Restorer.restore`` (``(N, 3, H, W)`` in [0, 1]
+    -> the restored image) or ``MedicalSegmentor.logits`` (a preprocessed window -> the finest
+    logits)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, method: str) -> None:
         super().__init__()
         self.model = model
+        self.method = method
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.model.restore(x)
-
-
-class MedicalWindowGraph(nn.Module):
-    """``MedicalSegmentor.logits``: one preprocessed window -> the finest logits."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model.logits(x)
+        return getattr(self.model, self.method)(x)
 
 
 @dataclass
@@ -226,11 +218,16 @@ class ExportReport:
 def export_graph(model: nn.Module, task: str) -> nn.Module:
     """The exportable module of a copy of ``model`` for ``task`` (see the module docstring)."""
     _refuse_custom_ops(model)
-    graphs = dict(seg=SegmentationGraph, det=DetectionGraph, sr=RestorationGraph,
-                  derain=RestorationGraph, medical=MedicalWindowGraph)
-    if task not in graphs:
-        raise ExportRefused(f'no ONNX export for task {task!r}; exportable: {sorted(graphs)}')
-    return graphs[task](copy.deepcopy(model).eval()).eval()
+    methods = dict(sr='restore', derain='restore', medical='logits')
+    exportable = sorted(['seg', 'det', *methods])
+    if task not in exportable:
+        raise ExportRefused(f'no ONNX export for task {task!r}; exportable: {exportable}')
+    model = copy.deepcopy(model).eval()
+    if task == 'seg':
+        return SegmentationGraph(model).eval()
+    if task == 'det':
+        return DetectionGraph(model).eval()
+    return MethodGraph(model, methods[task]).eval()
 
 
 def _in_channels(model: nn.Module, task: str) -> int:

@@ -37,23 +37,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from densekit.errors import ArgumentError
+from densekit.errors import ArgumentError, positive_int
 from densekit.registry import MODELS
 
 __all__ = ['CATANetBody', 'TokenAggregationBlock', 'LocalRegionSelfAttention', 'ConvFFN',
            'sort_tokens', 'restore_order', 'mirror_index', 'patch_starts']
 
 
-def _positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ArgumentError(f'{name} must be a positive int, got {value!r}')
-    return value
-
 
 def _heads(num_heads: int, dims: Sequence[Tuple[str, int]]) -> int:
-    _positive_int('num_heads', num_heads)
+    positive_int(num_heads, 'num_heads')
     for name, value in dims:
-        _positive_int(name, value)
+        positive_int(value, name)
         if value % num_heads:
             raise ArgumentError(f'num_heads={num_heads} must divide {name}={value}')
     return num_heads
@@ -166,10 +161,10 @@ class TokenAggregationBlock(nn.Module):
                  ema_decay: float = 0.999) -> None:
         super().__init__()
         self.heads = _heads(num_heads, (('dim', dim), ('qk_dim', qk_dim)))
-        _positive_int('hidden_dim', hidden_dim)
-        self.num_centres = _positive_int('num_centres', num_centres)
-        self.group_size = _positive_int('group_size', group_size)
-        self.num_iters = _positive_int('num_iters', num_iters)
+        positive_int(hidden_dim, 'hidden_dim')
+        self.num_centres = positive_int(num_centres, 'num_centres')
+        self.group_size = positive_int(group_size, 'group_size')
+        self.num_iters = positive_int(num_iters, 'num_iters')
         if isinstance(ema_decay, bool) or not isinstance(ema_decay, (int, float)) \
                 or not 0 <= ema_decay < 1:
             raise ArgumentError(f'ema_decay must be a float in [0, 1), got {ema_decay!r}')
@@ -273,8 +268,8 @@ class LocalRegionSelfAttention(nn.Module):
                  patch_size: int) -> None:
         super().__init__()
         self.heads = _heads(num_heads, (('dim', dim), ('qk_dim', qk_dim)))
-        _positive_int('hidden_dim', hidden_dim)
-        if _positive_int('patch_size', patch_size) < 3:
+        positive_int(hidden_dim, 'hidden_dim')
+        if positive_int(patch_size, 'patch_size') < 3:
             raise ArgumentError(f'patch_size must be at least 3 (patches overlap by 2 pixels), '
                                 f'got {patch_size!r}')
         self.patch_size = patch_size
@@ -331,7 +326,7 @@ def _per_group(name: str, value: object) -> Tuple[int, ...]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
         raise ArgumentError(f'{name} must be a non-empty sequence of positive ints (one per '
                             f'residual group), got {value!r}')
-    return tuple(_positive_int(f'{name} item', v) for v in value)
+    return tuple(positive_int(v, f'{name} item') for v in value)
 
 
 @MODELS.register_module()
@@ -370,7 +365,7 @@ class CATANetBody(nn.Module):
                  patch_sizes: Sequence[int] = (16, 20, 24, 28, 16, 20, 24, 28),
                  num_iters: int = 5, ema_decay: float = 0.999) -> None:
         super().__init__()
-        _positive_int('in_channels', in_channels)
+        positive_int(in_channels, 'in_channels')
         centres = _per_group('num_centres', num_centres)
         sizes = _per_group('group_sizes', group_sizes)
         patches = _per_group('patch_sizes', patch_sizes)
@@ -378,7 +373,7 @@ class CATANetBody(nn.Module):
             raise ArgumentError(f'num_centres, group_sizes and patch_sizes need one entry per '
                                 f'residual group, got lengths {len(centres)}, {len(sizes)}, '
                                 f'{len(patches)}')
-        self.conv_first = nn.Conv2d(in_channels, _positive_int('dim', dim), 3, padding=1)
+        self.conv_first = nn.Conv2d(in_channels, positive_int(dim, 'dim'), 3, padding=1)
         self.groups = nn.Sequential(*[
             _ResidualGroup(dim, qk_dim, num_heads, hidden_dim, m, gs, ps, num_iters, ema_decay)
             for m, gs, ps in zip(centres, sizes, patches)])

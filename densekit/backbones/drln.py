@@ -30,7 +30,7 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from densekit.errors import ArgumentError
+from densekit.errors import ArgumentError, positive_int
 from densekit.layers import ConvNormAct
 from densekit.registry import MODELS
 
@@ -41,11 +41,6 @@ DRLN_GROUPS = (3, 3, 3, 3, 4, 4)
 
 _RELU = dict(type='ReLU')
 
-
-def _positive_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ArgumentError(f'{name} must be a positive int, got {value!r}')
-    return value
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1,
@@ -74,8 +69,8 @@ class LaplacianAttention(nn.Module):
     def __init__(self, channels: int, reduction: int = 16,
                  dilations: Sequence[int] = (3, 5, 7)) -> None:
         super().__init__()
-        _positive_int('channels', channels)
-        _positive_int('reduction', reduction)
+        positive_int(channels, 'channels')
+        positive_int(reduction, 'reduction')
         if channels % reduction:
             raise ArgumentError(f'reduction={reduction} must divide channels={channels}')
         if isinstance(dilations, (str, bytes)) or not isinstance(dilations, Sequence) \
@@ -83,7 +78,7 @@ class LaplacianAttention(nn.Module):
             raise ArgumentError(f'dilations must be a non-empty sequence of positive ints, '
                                 f'got {dilations!r}')
         for d in dilations:
-            _positive_int('dilations item', d)
+            positive_int(d, 'dilations item')
         squeezed = channels // reduction
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.branches = nn.ModuleList(_conv(channels, squeezed, 3, d) for d in dilations)
@@ -194,13 +189,13 @@ class DRLNBody(nn.Module):
                  groups: Sequence[int] = DRLN_GROUPS, reduction: int = 16,
                  dilations: Sequence[int] = (3, 5, 7), official_wiring: bool = True) -> None:
         super().__init__()
-        _positive_int('in_channels', in_channels)
-        _positive_int('channels', channels)
+        positive_int(in_channels, 'in_channels')
+        positive_int(channels, 'channels')
         if isinstance(groups, (str, bytes)) or not isinstance(groups, Sequence) or not groups:
             raise ArgumentError(f'groups must be a non-empty sequence of DRLMs per group, got '
                                 f'{groups!r}')
         for count in groups:
-            _positive_int('groups item', count)
+            positive_int(count, 'groups item')
         if not isinstance(official_wiring, bool):
             raise ArgumentError(f'official_wiring must be a bool, got {official_wiring!r}')
         self.head = _conv(in_channels, channels, act=False)

@@ -17,7 +17,7 @@ from typing import Any, Sequence, Tuple, Union
 
 from torch import Tensor, nn
 
-from densekit.errors import ArgumentError
+from densekit.errors import ArgumentError, positive_int
 from densekit.layers import ConvNormAct
 from densekit.layers.factory import LayerFactory, as_tuple, check_spatial_dims
 from densekit.registry import MODELS
@@ -27,11 +27,6 @@ __all__ = ['MeshNet', 'PAPER_DILATIONS']
 #: The nine 3^3 layers' dilations of the 2025 MeshNet ("encoder-decoder in dilation").
 PAPER_DILATIONS: Tuple[int, ...] = (1, 2, 4, 8, 16, 16, 8, 4, 2)
 
-
-def _positive_int(value: Any, argname: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ArgumentError(f'{argname} must be a positive int, got {value!r}')
-    return value
 
 
 @MODELS.register_module()
@@ -71,8 +66,8 @@ class MeshNet(nn.Module):
                  act_cfg: Any = dict(type='ReLU'), dropout: float = 0.0) -> None:  # noqa: B006
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
-        self.in_channels = _positive_int(in_channels, 'in_channels')
-        self.channels = _positive_int(channels, 'channels')
+        self.in_channels = positive_int(in_channels, 'in_channels')
+        self.channels = positive_int(channels, 'channels')
         if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
             raise ArgumentError(f'num_classes must be an int >= 2 (background included), got '
                                 f'{num_classes!r}')

@@ -13,6 +13,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from densekit.accel import use
+from densekit.errors import positive_int
 from densekit.layers import ConvNormAct, LayerFactory, check_features, resize
 from densekit.necks.convert import PeerCheckpointMixin
 from densekit.registry import MODELS
@@ -21,11 +22,6 @@ __all__ = ['FPN']
 
 _EXTRA_SOURCES = ('on_input', 'on_lateral', 'on_output')
 
-
-def _positive_int(value: Any, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f'{name} must be a positive int, got {value!r}')
-    return value
 
 
 def _power_of_two_ratios(small: Sequence[int], large: Sequence[int]) -> Union[List[int], None]:
@@ -144,10 +140,10 @@ class FPN(PeerCheckpointMixin, BaseModule):
         self.spatial_dims = layers.spatial_dims
         if not isinstance(in_channels, (list, tuple)) or not in_channels:
             raise ValueError(f'in_channels must be a non-empty list of ints, got {in_channels!r}')
-        self.in_channels = [_positive_int(c, 'in_channels item') for c in in_channels]
-        self.out_channels = _positive_int(out_channels, 'out_channels')
+        self.in_channels = [positive_int(c, 'in_channels item') for c in in_channels]
+        self.out_channels = positive_int(out_channels, 'out_channels')
         self.num_ins = len(self.in_channels)
-        self.num_outs = _positive_int(num_outs, 'num_outs')
+        self.num_outs = positive_int(num_outs, 'num_outs')
         if not isinstance(start_level, int) or not 0 <= start_level < self.num_ins:
             raise ValueError(f'start_level={start_level!r} must index one of the {self.num_ins} '
                              f'input levels (in_channels={self.in_channels})')

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from densekit.errors import ArgumentError
+from densekit.errors import ArgumentError, positive_int
 from densekit.layers import ConvNormAct, LayerFactory, check_features, resize
 from densekit.registry import MODELS
 
@@ -47,11 +47,6 @@ __all__ = ['RCNet']
 
 _FUSION_CONVS = ('conv', 'dcnv2')
 
-
-def _positive_int(value: Any, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ArgumentError(f'{name} must be a positive int, got {value!r}')
-    return value
 
 
 def _max_pool_half(x: Tensor) -> Tensor:
@@ -267,9 +262,9 @@ class RCNet(BaseModule):
         if not isinstance(in_channels, (list, tuple)) or not in_channels:
             raise ArgumentError(f'in_channels must be a non-empty list of ints, got '
                                 f'{in_channels!r}')
-        self.in_channels = [_positive_int(c, 'in_channels item') for c in in_channels]
-        self.out_channels = _positive_int(out_channels, 'out_channels')
-        self.num_outs = _positive_int(num_outs, 'num_outs')
+        self.in_channels = [positive_int(c, 'in_channels item') for c in in_channels]
+        self.out_channels = positive_int(out_channels, 'out_channels')
+        self.num_outs = positive_int(num_outs, 'num_outs')
         if not isinstance(start_level, int) or not 0 <= start_level < len(self.in_channels):
             raise ArgumentError(f'start_level={start_level!r} must index one of the '
                                 f'{len(self.in_channels)} input levels')
@@ -295,7 +290,7 @@ class RCNet(BaseModule):
                                 f'identity)')
         if shift_channels is None:
             shift_channels = self.out_channels // 16
-        group = _positive_int(shift_channels, 'shift_channels (default out_channels // 16)')
+        group = positive_int(shift_channels, 'shift_channels (default out_channels // 16)')
         if group * len(shifts) > self.out_channels:
             raise ArgumentError(f'{len(shifts)} shifted groups of shift_channels={group} exceed '
                                 f'out_channels={self.out_channels}')

@@ -38,17 +38,12 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from densekit.errors import ArgumentError
+from densekit.errors import ArgumentError, positive_int
 from densekit.layers import LayerFactory, check_features, interp_mode
 from densekit.registry import MODELS
 
 __all__ = ['IntegratedBatchNorm', 'PyramidConv', 'SEPC']
 
-
-def _positive_int(value: Any, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ArgumentError(f'{name} must be a positive int, got {value!r}')
-    return value
 
 
 class IntegratedBatchNorm(_BatchNorm):
@@ -118,7 +113,7 @@ class PyramidConv(nn.Module):
         super().__init__()
         layers = LayerFactory(spatial_dims)
         self.spatial_dims = layers.spatial_dims
-        self.channels = _positive_int(channels, 'channels')
+        self.channels = positive_int(channels, 'channels')
         if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
             raise ArgumentError(f'kernel_size must be a positive odd int, got {kernel_size!r}')
         if deform and self.spatial_dims != 2:
@@ -229,7 +224,7 @@ class SEPC(BaseModule):
                  fpn: Optional[dict] = None, bn_eps: float = 1e-5, bn_momentum: float = 0.1,
                  init_cfg: Any = None, spatial_dims: int = 2) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.num_levels = _positive_int(num_levels, 'num_levels')
+        self.num_levels = positive_int(num_levels, 'num_levels')
         if self.num_levels < 2:
             raise ArgumentError(f'num_levels must be >= 2 (a PConv mixes adjacent levels), got '
                                 f'{num_levels!r}')
@@ -239,8 +234,8 @@ class SEPC(BaseModule):
                                     f'num_levels={self.num_levels} equal channel counts (the '
                                     f'PConv kernels are shared across levels)')
             in_channels = in_channels[0]
-        self.channels = _positive_int(in_channels, 'in_channels')
-        self.num_pconvs = _positive_int(num_pconvs, 'num_pconvs')
+        self.channels = positive_int(in_channels, 'in_channels')
+        self.num_pconvs = positive_int(num_pconvs, 'num_pconvs')
         self.spatial_dims = LayerFactory(spatial_dims).spatial_dims
         self.deform = bool(deform)
         self.fpn = None
