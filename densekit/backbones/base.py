@@ -28,6 +28,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from densekit.backbones.contract import ShapeContract
 from densekit.layers import ConvNormAct, LayerFactory, check_spatial_dims
 
 __all__ = ['PyramidBackbone']
@@ -42,7 +43,7 @@ def _positive_ints(value: Any, argname: str) -> List[int]:
     return list(value)
 
 
-class PyramidBackbone(BaseModule):
+class PyramidBackbone(ShapeContract, BaseModule):
     """Stem + stages backbone returning a tuple of pyramid levels.
 
     Level ``i`` is the output of ``stages[i]``; its nominal stride is
@@ -165,6 +166,12 @@ class PyramidBackbone(BaseModule):
         """Nominal strides of the returned levels, in ``out_indices`` order."""
         strides = self.stage_strides()
         return [strides[i] for i in self.out_indices]
+
+    @property
+    def out_strides(self) -> Tuple[Tuple[int, ...], ...]:
+        """Per-axis strides of the returned levels (the shape contract of
+        :mod:`densekit.backbones.contract`)."""
+        return tuple((s,) * self.spatial_dims for s in self.strides)
 
     @property
     def total_stride(self) -> Tuple[int, ...]:

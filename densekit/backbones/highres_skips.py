@@ -13,6 +13,7 @@ from typing import Any, List, Sequence, Tuple, Union
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from densekit.backbones.contract import ShapeContract
 from densekit.layers import ConvNormAct
 from densekit.registry import MODELS
 
@@ -20,7 +21,7 @@ __all__ = ['HighResSkips']
 
 
 @MODELS.register_module()
-class HighResSkips(BaseModule):
+class HighResSkips(ShapeContract, BaseModule):
     """A pyramid backbone plus convolutional levels at strides 1, 2, ... below its first level.
 
     Level ``j`` of the prefix (stride ``2 ** j``) is a 3x3 conv (stride 2 for ``j > 0``, reading
@@ -89,6 +90,11 @@ class HighResSkips(BaseModule):
     def strides(self) -> List[int]:
         """Nominal strides of every returned level (prefix first)."""
         return [2 ** j for j in range(len(self.skip_channels))] + list(self.backbone.strides)
+
+    @property
+    def out_strides(self) -> Tuple[Tuple[int, ...], ...]:
+        """Per-axis strides of every returned level (the shape contract)."""
+        return tuple((s,) * self.spatial_dims for s in self.strides)
 
     @property
     def total_stride(self) -> Tuple[int, ...]:

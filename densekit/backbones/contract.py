@@ -1,0 +1,87 @@
+"""The one shape contract every densekit backbone follows.
+
+A backbone (anything registered as a backbone: pyramid encoders, medical encoders, PIIP,
+restoration bodies) tells its consumers what it returns through two attributes:
+
+* ``out_channels``: a tuple with the channel count of every returned feature map, in the
+  order ``forward`` returns them;
+* ``out_strides``: a tuple with one per-axis stride tuple per returned feature map (``(H, W)``
+  for 2D, ``(D, H, W)`` for 3D). The stride is absolute: the input size divided by the
+  feature size, so a restoration body that keeps the resolution has ``((1, 1),)`` and a
+  stride-4 ResNet stem level has ``(4, 4)``. For input sizes that are not multiples of the
+  stride a feature axis is ``floor`` or ``ceil`` of ``size / stride`` (within one pixel).
+
+``feature_info()`` gives the same in the list-of-dicts form timm users know
+(``num_chs``, ``reduction``), and :func:`expected_sizes` the spatial size range of every level
+for a given input. Necks and heads take ``in_channels='auto'`` where the task wrapper fills
+them from ``out_channels`` (see :func:`resolve_auto_channels`).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence, Tuple
+
+from torch import nn
+
+__all__ = ['ShapeContract', 'as_stride_tuples', 'contract_of', 'expected_sizes',
+           'resolve_auto_channels']
+
+StrideTuples = Tuple[Tuple[int, ...], ...]
+
+
+def as_stride_tuples(strides: Sequence[Any], spatial_dims: int) -> StrideTuples:
+    """Normalise strides given as ints (isotropic) or per-axis sequences to per-axis tuples."""
+    out = []
+    for s in strides:
+        if isinstance(s, int) and not isinstance(s, bool):
+            out.append((s,) * spatial_dims)
+        else:
+            t = tuple(int(v) for v in s)
+            if len(t) != spatial_dims:
+                raise ValueError(f'stride {s!r} has {len(t)} axes, expected {spatial_dims}')
+            out.append(t)
+    return tuple(out)
+
+
+class ShapeContract:
+    """Mixin: ``feature_info()`` from a class's ``out_channels`` and ``out_strides``."""
+
+    def feature_info(self) -> List[Dict[str, Any]]:
+        """One dict per returned level: ``num_chs``, ``reduction`` (max axis stride),
+        ``stride`` (per axis) and ``index`` (position in the returned tuple)."""
+        return [dict(num_chs=int(c), reduction=max(s), stride=tuple(s), index=i)
+                for i, (c, s) in enumerate(zip(self.out_channels, self.out_strides))]
+
+
+def contract_of(backbone: nn.Module) -> Tuple[Tuple[int, ...], StrideTuples]:
+    """``(out_channels, out_strides)`` of a backbone, as tuples; ``TypeError`` when the module
+    does not follow the contract."""
+    missing = [a for a in ('out_channels', 'out_strides') if not hasattr(backbone, a)]
+    if missing:
+        raise TypeError(f'{type(backbone).__name__} does not follow the densekit shape contract: '
+                        f'missing {missing} (see densekit.backbones.contract)')
+    channels = tuple(int(c) for c in backbone.out_channels)
+    strides = tuple(tuple(int(v) for v in s) for s in backbone.out_strides)
+    if len(channels) != len(strides):
+        raise TypeError(f'{type(backbone).__name__}: out_channels has {len(channels)} entries '
+                        f'but out_strides has {len(strides)}')
+    return channels, strides
+
+
+def expected_sizes(backbone: nn.Module, input_size: Sequence[int]
+                   ) -> List[Tuple[Tuple[int, int], ...]]:
+    """Per level and axis the ``(floor, ceil)`` of ``size / stride`` a feature may have."""
+    _, strides = contract_of(backbone)
+    return [tuple((n // s, -(-n // s)) for n, s in zip(input_size, stride))
+            for stride in strides]
+
+
+def resolve_auto_channels(cfg: Dict[str, Any], channels: Sequence[int],
+                          key: str = 'in_channels') -> Dict[str, Any]:
+    """Return ``cfg`` with ``cfg[key] == 'auto'`` replaced by ``channels`` (a list, or the
+    single int for a one-level input). Other values are left as they are."""
+    if cfg is None or cfg.get(key) != 'auto':
+        return cfg
+    cfg = dict(cfg)
+    channels = [int(c) for c in channels]
+    cfg[key] = channels if len(channels) != 1 else channels[0]
+    return cfg
