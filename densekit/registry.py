@@ -19,6 +19,10 @@ unprefixed name the default scope cannot resolve is built in the scope of the re
 ``build`` was called (so mmseg/mmdet modules constructed directly keep working while densekit
 is the default scope). An explicit ``_scope_`` still wins; names the default scope resolves
 behave exactly as before.
+
+**``in_channels='auto'``.** The same wrapper fills a neck's or head's ``in_channels='auto'``
+from the backbone of the model being built (its shape contract, or a probe forward pass), so
+every wrapper, mmseg's and mmdet's included, accepts it.
 """
 import functools
 from typing import Any, Callable
@@ -86,10 +90,29 @@ def scope_follows_prefix(build_func: Callable) -> Callable:
             if scope is not None:
                 cfg = cfg.copy()
                 cfg['_scope_'] = scope
+        if _wants_auto(cfg):
+            cfg = _fill_auto(cfg, kwargs.get('registry'))
         return build_func(cfg, *args, **kwargs)
 
     build._densekit_scope_follows_prefix = True  # type: ignore[attr-defined]
     return build
+
+
+def _wants_auto(cfg: Any) -> bool:
+    from densekit.backbones.contract import wants_auto_channels
+    return wants_auto_channels(cfg)
+
+
+def _fill_auto(cfg: Any, registry: Any) -> Any:
+    """Fill ``in_channels='auto'`` of a model config's neck and heads (see
+    :func:`densekit.backbones.contract.fill_auto_channels`), building the parts in the scope
+    the model itself is built in."""
+    from densekit.backbones.contract import fill_auto_channels
+    scope = cfg.get('_scope_')
+    if scope is not None and isinstance(registry, Registry):
+        with registry.switch_scope_and_registry(scope) as scoped:
+            return fill_auto_channels(cfg, scoped)
+    return fill_auto_channels(cfg, registry)
 
 
 def _patch_tree(node: Registry) -> None:

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 from torch import nn
 
 __all__ = ['ShapeContract', 'as_stride_tuples', 'contract_of', 'expected_sizes',
-           'resolve_auto_channels']
+           'fill_auto_channels', 'resolve_auto_channels', 'wants_auto_channels']
 
 StrideTuples = Tuple[Tuple[int, ...], ...]
 
@@ -84,4 +84,80 @@ def resolve_auto_channels(cfg: Dict[str, Any], channels: Sequence[int],
     cfg = dict(cfg)
     channels = [int(c) for c in channels]
     cfg[key] = channels if len(channels) != 1 else channels[0]
+    return cfg
+
+
+#: model-config keys whose ``in_channels`` may be ``'auto'`` (filled from what feeds them)
+AUTO_KEYS_NECK = ('neck',)
+AUTO_KEYS_HEAD = ('decode_head', 'auxiliary_head', 'bbox_head', 'rpn_head', 'head')
+PROBE_SIZE = 64
+
+
+def wants_auto_channels(cfg: Any) -> bool:
+    """Whether a model config has a backbone and a neck or head with ``in_channels='auto'``."""
+    if not isinstance(cfg, dict) or not isinstance(cfg.get('backbone'), dict):
+        return False
+    parts = [cfg.get(k) for k in AUTO_KEYS_NECK + AUTO_KEYS_HEAD]
+    parts = [p for part in parts for p in (part if isinstance(part, list) else [part])]
+    return any(isinstance(p, dict) and p.get('in_channels') == 'auto' for p in parts)
+
+
+def _channels_of(features: Any) -> List[int]:
+    feats = features if isinstance(features, (list, tuple)) else [features]
+    return [int(f.shape[1]) for f in feats]
+
+
+def _head_channels(head: Dict[str, Any], channels: List[int]) -> Any:
+    """What a head's ``in_channels`` must be for input levels with ``channels``: mmseg-style
+    heads select levels with ``in_index``; mmdet-style heads take one int shared by all."""
+    if 'in_index' in head:
+        index = head['in_index']
+        return [channels[i] for i in index] if isinstance(index, (list, tuple)) \
+            else channels[index]
+    if len(set(channels)) == 1:
+        return channels[0]
+    return list(channels)
+
+
+def fill_auto_channels(cfg: Dict[str, Any], registry: Any) -> Dict[str, Any]:
+    """Return a copy of a model config with every ``in_channels='auto'`` filled in.
+
+    The backbone is built (without weights initialisation) and told to describe itself: its
+    ``out_channels`` when it follows the contract, otherwise the channels of a forward pass on
+    a ``64``-pixel probe input. A neck with ``'auto'`` gets the backbone's channels; heads get
+    the channels of what feeds them (the neck when there is one, probed the same way).
+    Used by densekit's registry build, so any wrapper (``mmseg.EncoderDecoder``,
+    ``mmdet.RetinaNet``, densekit's own) accepts ``'auto'``.
+    """
+    import torch
+
+    cfg = dict(cfg)
+    backbone_cfg = dict(cfg['backbone'])
+    backbone = registry.build(backbone_cfg)
+    spatial_dims = int(getattr(backbone, 'spatial_dims', backbone_cfg.get('spatial_dims', 2)))
+    in_channels = backbone_cfg.get('in_channels', 3)
+    probe = torch.zeros(1, int(in_channels) if isinstance(in_channels, int) else 3,
+                        *(PROBE_SIZE,) * spatial_dims)
+    backbone.eval()
+    with torch.no_grad():
+        if hasattr(backbone, 'out_channels') and hasattr(backbone, 'out_strides'):
+            channels, feats = [int(c) for c in backbone.out_channels], None
+        else:
+            feats = backbone(probe)
+            channels = _channels_of(feats)
+        neck_cfg = cfg.get('neck')
+        if isinstance(neck_cfg, dict):
+            neck_cfg = resolve_auto_channels(neck_cfg, channels)
+            cfg['neck'] = neck_cfg
+            if any(isinstance(cfg.get(k), dict) and cfg[k].get('in_channels') == 'auto'
+                   for k in AUTO_KEYS_HEAD):
+                neck = registry.build(dict(neck_cfg)).eval()
+                channels = _channels_of(neck(feats if feats is not None else backbone(probe)))
+    for key in AUTO_KEYS_HEAD:
+        head = cfg.get(key)
+        heads = head if isinstance(head, list) else [head]
+        filled = [dict(h, in_channels=_head_channels(h, channels))
+                  if isinstance(h, dict) and h.get('in_channels') == 'auto' else h for h in heads]
+        if head is not None:
+            cfg[key] = filled if isinstance(head, list) else filled[0]
     return cfg
