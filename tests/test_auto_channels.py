@@ -26,40 +26,55 @@ def _model_cfg(relpath: str) -> dict:
     return Config.fromfile(str(CONFIGS / relpath)).model.to_dict()
 
 
-def _auto(cfg: dict, *keys: str) -> dict:
+def _with_channels(cfg: dict, values: dict) -> dict:
     cfg = copy.deepcopy(cfg)
-    for key in keys:
-        cfg[key]['in_channels'] = 'auto'
+    for key, value in values.items():
+        cfg[key]['in_channels'] = value
     return cfg
 
 
-@pytest.mark.parametrize('relpath,keys', [
+@pytest.mark.parametrize('relpath,hand_typed', [
     # mmseg wrapper, mmseg backbone (probed), densekit neck and head with in_index lists
-    ('segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py', ('neck', 'decode_head')),
+    ('segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py',
+     dict(neck=[32, 64, 128, 256], decode_head=[32, 32, 32, 32])),
+    # mmseg head with an int in_index
+    ('segmentation/deeplabv3_r18-half-d8_1xb8-shapes-128x128.py', dict(decode_head=256)),
     # mmdet wrapper, mmdet backbone (probed), mmdet head taking one int
-    ('detection/retinanet_r18-half_fpn_1xb8-shapes-160x160.py', ('neck', 'bbox_head')),
+    ('detection/retinanet_r18-half_fpn_1xb8-shapes-160x160.py',
+     dict(neck=[64, 128, 256], bbox_head=64)),
     # densekit backbone (shape contract, no probe) feeding a neck
-    ('segmentation/fastfcn_inceptionnext-atto-jpu_aspp_1xb8-shapes-128x128.py', ('neck',)),
+    ('segmentation/fastfcn_inceptionnext-atto-jpu_aspp_1xb8-shapes-128x128.py',
+     dict(neck=[80, 160, 320])),
+    # densekit medical wrapper, 3D encoder, 3D FPN neck, U-Net decoder taking every level
+    ('medical3d/resunet-fpn-tiny_1xb2-phantoms-48x48x48.py',
+     dict(neck=[8, 16, 32, 64], decode_head=[16, 16, 16, 16])),
 ])
-def test_auto_equals_hand_typed(relpath: str, keys: tuple) -> None:
+def test_auto_equals_hand_typed(relpath: str, hand_typed: dict) -> None:
     init_default_scope('densekit')
-    cfg = _model_cfg(relpath)
-    auto = _auto(cfg, *keys)
+    base = _model_cfg(relpath)
+    cfg = _with_channels(base, hand_typed)
+    auto = _with_channels(base, {key: 'auto' for key in hand_typed})
     assert wants_auto_channels(auto) and not wants_auto_channels(cfg)
     filled = fill_auto_channels(auto, MODELS)
-    for key in keys:
-        want, got = cfg[key]['in_channels'], filled[key]['in_channels']
-        assert (list(got) == list(want)) if isinstance(want, (list, tuple)) else got == want
+    for key, want in hand_typed.items():
+        got = filled[key]['in_channels']
+        assert (list(got) == want) if isinstance(want, list) else got == want, key
     torch.manual_seed(0)
-    assert _shapes(MODELS.build(auto)) == _shapes(MODELS.build(cfg))
+    built_auto = MODELS.build(auto)
+    torch.manual_seed(0)
+    built = MODELS.build(cfg)
+    assert _shapes(built_auto) == _shapes(built)
+    # the probe leaves the random state alone: same seed, same initial weights
+    for (name, a), b in zip(built_auto.state_dict().items(), built.state_dict().values()):
+        assert torch.equal(a, b), name
 
 
 def test_head_in_index_int_and_auxiliary_list() -> None:
     init_default_scope('densekit')
     cfg = _model_cfg('segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py')
     cfg.pop('neck')
-    cfg['decode_head'] = dict(type='mmseg.FCNHead', in_channels='auto', in_index=3, channels=16,
-                              num_convs=1, num_classes=7)
+    cfg['decode_head'] = dict(type='mmseg.FCNHead', in_channels='auto', channels=16,
+                              num_convs=1, num_classes=7)  # in_index defaults to -1
     cfg['auxiliary_head'] = [dict(type='mmseg.FCNHead', in_channels='auto', in_index=2,
                                   channels=8, num_convs=1, num_classes=7)]
     filled = fill_auto_channels(cfg, MODELS)

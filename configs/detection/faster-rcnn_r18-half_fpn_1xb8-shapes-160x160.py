@@ -10,9 +10,9 @@ model = dict(
     backbone=dict(type='mmdet.ResNet', depth=18, base_channels=32, num_stages=4,
                   out_indices=(0, 1, 2, 3), frozen_stages=-1, norm_cfg=norm_cfg, norm_eval=False,
                   style='pytorch'),
-    neck=dict(type='densekit.FPN', in_channels=[32, 64, 128, 256], out_channels=64, num_outs=5),
+    neck=dict(type='densekit.FPN', in_channels='auto', out_channels=64, num_outs=5),
     rpn_head=dict(
-        type='mmdet.RPNHead', in_channels=64, feat_channels=64,
+        type='mmdet.RPNHead', in_channels='auto', feat_channels=64,
         anchor_generator=dict(type='mmdet.AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0],
                               strides=[4, 8, 16, 32, 64]),
         bbox_coder=dict(type='mmdet.DeltaXYWHBBoxCoder', target_means=[0.0, 0.0, 0.0, 0.0],

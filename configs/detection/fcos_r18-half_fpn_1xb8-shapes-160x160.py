@@ -10,10 +10,10 @@ model = dict(
     backbone=dict(type='mmdet.ResNet', depth=18, base_channels=32, num_stages=4,
                   out_indices=(1, 2, 3), frozen_stages=-1, norm_cfg=norm_cfg, norm_eval=False,
                   style='pytorch'),
-    neck=dict(type='densekit.FPN', in_channels=[64, 128, 256], out_channels=64, start_level=0,
+    neck=dict(type='densekit.FPN', in_channels='auto', out_channels=64, start_level=0,
               add_extra_convs='on_output', num_outs=4, relu_before_extra_convs=True),
     bbox_head=dict(
-        type='mmdet.FCOSHead', num_classes=6, in_channels=64, stacked_convs=2, feat_channels=64,
+        type='mmdet.FCOSHead', num_classes=6, in_channels='auto', stacked_convs=2, feat_channels=64,
         strides=[8, 16, 32, 64], regress_ranges=((-1, 48), (48, 96), (96, 192), (192, 1e8)),
         norm_on_bbox=True, centerness_on_reg=True, center_sampling=True, center_sample_radius=1.5,
         norm_cfg=dict(type='GN', num_groups=16, requires_grad=True),

@@ -11,10 +11,10 @@ model = dict(
     backbone=dict(type='mmdet.ResNet', depth=18, base_channels=32, num_stages=4,
                   out_indices=(1, 2, 3), frozen_stages=-1, norm_cfg=norm_cfg, norm_eval=False,
                   style='pytorch'),
-    neck=dict(type='densekit.FPN', in_channels=[64, 128, 256], out_channels=64, start_level=0,
+    neck=dict(type='densekit.FPN', in_channels='auto', out_channels=64, start_level=0,
               add_extra_convs='on_input', num_outs=4),
     bbox_head=dict(
-        type='mmdet.RetinaHead', num_classes=6, in_channels=64, stacked_convs=2, feat_channels=64,
+        type='mmdet.RetinaHead', num_classes=6, in_channels='auto', stacked_convs=2, feat_channels=64,
         anchor_generator=dict(type='mmdet.AnchorGenerator', octave_base_scale=4,
                               scales_per_octave=2, ratios=[0.5, 1.0, 2.0],
                               strides=[8, 16, 32, 64]),

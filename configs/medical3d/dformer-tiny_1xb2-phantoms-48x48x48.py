@@ -5,4 +5,4 @@
 _base_ = ['./resunet-tiny_1xb2-phantoms-48x48x48.py']
 model = dict(
     backbone=dict(type='DFormerEncoder', in_channels=2, arch='tiny'),
-    decode_head=dict(in_channels=[8, 16, 32, 64]))
+    decode_head=dict(in_channels='auto'))

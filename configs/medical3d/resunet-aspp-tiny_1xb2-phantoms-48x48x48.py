@@ -2,7 +2,7 @@
 # rates 1, 2, 3, instance norm, no image pooling (instance norm needs more than one voxel).
 _base_ = ['./resunet-tiny_1xb2-phantoms-48x48x48.py']
 model = dict(
-    neck=dict(type='densekit.ASPP', in_channels=[8, 16, 32, 64], channels=64,
+    neck=dict(type='densekit.ASPP', in_channels='auto', channels=64,
               dilations=(1, 2, 3), in_index=-1, image_pool=False,
               norm_cfg=dict(type='IN', affine=True),
               act_cfg=dict(type='LeakyReLU', negative_slope=0.01), spatial_dims=3))

@@ -11,7 +11,7 @@ preprocessing = dict(target_spacing=target_spacing)
 model = dict(
     type='MedicalSegmentor',
     backbone=dict(type='ResUNetEncoder', in_channels=2, arch='tiny'),
-    decode_head=dict(type='UNetDecoderHead', in_channels=[8, 16, 32, 64], num_classes=3),
+    decode_head=dict(type='UNetDecoderHead', in_channels='auto', num_classes=3),
     loss=dict(type='DiceCELoss', batch_dice=True),
     test_cfg=dict(roi_size=patch_size, sw_batch_size=1, overlap=0.5, mode='gaussian'))
 

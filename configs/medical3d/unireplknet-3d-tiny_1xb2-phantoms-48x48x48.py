@@ -10,4 +10,4 @@ model = dict(
                   backbone=dict(type='densekit.UniRepLKNet', arch=unireplknet_arch,
                                 spatial_dims=3, in_channels=2, out_indices=(0, 1, 2)),
                   skip_channels=(8, 12)),
-    decode_head=dict(in_channels=[8, 12, 16, 32, 48]))
+    decode_head=dict(in_channels='auto'))

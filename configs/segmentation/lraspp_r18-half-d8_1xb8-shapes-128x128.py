@@ -7,7 +7,7 @@ _base_ = ['../_base_/models/r18-half-d8_encoder-decoder.py', '../_base_/default_
           '../_base_/datasets/shapes_seg.py', '../_base_/schedules/cpu_iters.py']
 task = 'seg'
 model = dict(
-    decode_head=dict(type='densekit.LRASPPHead', in_channels=(32, 64, 256), in_index=(0, 1, 3),
+    decode_head=dict(type='densekit.LRASPPHead', in_channels='auto', in_index=(0, 1, 3),
                      branch_channels=(16, 32), channels=64, pool_kernel=None,
                      dropout_ratio=0.1, num_classes=7, norm_cfg={{_base_.norm_cfg}},
                      act_cfg=dict(type='ReLU'), align_corners=False,

@@ -18,6 +18,8 @@ them from ``out_channels`` (see :func:`resolve_auto_channels`).
 """
 from __future__ import annotations
 
+import copy
+import inspect
 from typing import Any, Dict, List, Sequence, Tuple
 
 from torch import nn
@@ -81,7 +83,7 @@ def resolve_auto_channels(cfg: Dict[str, Any], channels: Sequence[int],
     single int for a one-level input). Other values are left as they are."""
     if cfg is None or cfg.get(key) != 'auto':
         return cfg
-    cfg = dict(cfg)
+    cfg = copy.copy(cfg)
     channels = [int(c) for c in channels]
     cfg[key] = channels if len(channels) != 1 else channels[0]
     return cfg
@@ -102,19 +104,41 @@ def wants_auto_channels(cfg: Any) -> bool:
     return any(isinstance(p, dict) and p.get('in_channels') == 'auto' for p in parts)
 
 
+def _with(cfg: Dict[str, Any], **updates: Any) -> Dict[str, Any]:
+    """A shallow copy of ``cfg`` (of the same type, e.g. a ConfigDict) with ``updates``."""
+    out = copy.copy(cfg)
+    out.update(updates)
+    return out
+
+
 def _channels_of(features: Any) -> List[int]:
     feats = features if isinstance(features, (list, tuple)) else [features]
     return [int(f.shape[1]) for f in feats]
 
 
-def _head_channels(head: Dict[str, Any], channels: List[int]) -> Any:
-    """What a head's ``in_channels`` must be for input levels with ``channels``: mmseg-style
-    heads select levels with ``in_index``; mmdet-style heads take one int shared by all."""
-    if 'in_index' in head:
-        index = head['in_index']
+def _default_in_index(head: Dict[str, Any], registry: Any) -> Any:
+    """The ``in_index`` default of the head's class (mmseg's decode heads have one, ``-1``),
+    or None for heads that take every level."""
+    cls = registry.get(head.get('type')) if isinstance(head.get('type'), str) else None
+    for klass in getattr(cls, '__mro__', ()):
+        init = vars(klass).get('__init__')
+        if init is None:
+            continue
+        param = inspect.signature(init).parameters.get('in_index')
+        if param is not None and param.default is not inspect.Parameter.empty:
+            return param.default
+    return None
+
+
+def _head_channels(key: str, head: Dict[str, Any], channels: List[int], registry: Any) -> Any:
+    """What a head's ``in_channels`` must be for input levels with ``channels``: heads with an
+    ``in_index`` (mmseg's) select levels; detection heads (``bbox_head``, ``rpn_head``) take
+    the one int all levels share; other heads (U-Net decoders) take every level's channels."""
+    index = head['in_index'] if 'in_index' in head else _default_in_index(head, registry)
+    if index is not None:
         return [channels[i] for i in index] if isinstance(index, (list, tuple)) \
             else channels[index]
-    if len(set(channels)) == 1:
+    if key in ('bbox_head', 'rpn_head') and len(set(channels)) == 1:
         return channels[0]
     return list(channels)
 
@@ -126,13 +150,22 @@ def fill_auto_channels(cfg: Dict[str, Any], registry: Any) -> Dict[str, Any]:
     ``out_channels`` when it follows the contract, otherwise the channels of a forward pass on
     a ``64``-pixel probe input. A neck with ``'auto'`` gets the backbone's channels; heads get
     the channels of what feeds them (the neck when there is one, probed the same way).
-    Used by densekit's registry build, so any wrapper (``mmseg.EncoderDecoder``,
+    The torch random state is left as it was, so the model is initialised exactly as from the
+    hand-typed config. Used by densekit's registry build, so any wrapper (``mmseg.EncoderDecoder``,
     ``mmdet.RetinaNet``, densekit's own) accepts ``'auto'``.
     """
     import torch
 
-    cfg = dict(cfg)
-    backbone_cfg = dict(cfg['backbone'])
+    # the probe parts must not consume the random state the real model is initialised from
+    with torch.random.fork_rng(devices=[]):
+        return _fill_auto_channels(cfg, registry)
+
+
+def _fill_auto_channels(cfg: Dict[str, Any], registry: Any) -> Dict[str, Any]:
+    import torch
+
+    cfg = copy.copy(cfg)
+    backbone_cfg = copy.copy(cfg['backbone'])
     backbone = registry.build(backbone_cfg)
     spatial_dims = int(getattr(backbone, 'spatial_dims', backbone_cfg.get('spatial_dims', 2)))
     in_channels = backbone_cfg.get('in_channels', 3)
@@ -146,17 +179,31 @@ def fill_auto_channels(cfg: Dict[str, Any], registry: Any) -> Dict[str, Any]:
             feats = backbone(probe)
             channels = _channels_of(feats)
         neck_cfg = cfg.get('neck')
-        if isinstance(neck_cfg, dict):
-            neck_cfg = resolve_auto_channels(neck_cfg, channels)
-            cfg['neck'] = neck_cfg
-            if any(isinstance(cfg.get(k), dict) and cfg[k].get('in_channels') == 'auto'
-                   for k in AUTO_KEYS_HEAD):
-                neck = registry.build(dict(neck_cfg)).eval()
-                channels = _channels_of(neck(feats if feats is not None else backbone(probe)))
+        necks = neck_cfg if isinstance(neck_cfg, list) else [neck_cfg]
+        heads_auto = any(
+            isinstance(h, dict) and h.get('in_channels') == 'auto'
+            for k in AUTO_KEYS_HEAD
+            for h in (cfg.get(k) if isinstance(cfg.get(k), list) else [cfg.get(k)]))
+        filled_necks = []
+        for i, neck in enumerate(necks):
+            if not isinstance(neck, dict):
+                filled_necks.append(neck)
+                continue
+            neck = resolve_auto_channels(neck, channels)
+            filled_necks.append(neck)
+            later_auto = any(isinstance(n, dict) and n.get('in_channels') == 'auto'
+                             for n in necks[i + 1:])
+            if heads_auto or later_auto:
+                if feats is None:
+                    feats = backbone(probe)
+                feats = registry.build(copy.copy(neck)).eval()(feats)
+                channels = _channels_of(feats)
+        if neck_cfg is not None:
+            cfg['neck'] = filled_necks if isinstance(neck_cfg, list) else filled_necks[0]
     for key in AUTO_KEYS_HEAD:
         head = cfg.get(key)
         heads = head if isinstance(head, list) else [head]
-        filled = [dict(h, in_channels=_head_channels(h, channels))
+        filled = [_with(h, in_channels=_head_channels(key, h, channels, registry))
                   if isinstance(h, dict) and h.get('in_channels') == 'auto' else h for h in heads]
         if head is not None:
             cfg[key] = filled if isinstance(head, list) else filled[0]
