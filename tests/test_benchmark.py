@@ -1,4 +1,5 @@
-"""The benchmark harness measures the device the work ran on (benchmarks/harness.py, densekit/analysis/memory.py)."""
+"""The benchmark harness measures the device the work ran on (benchmarks/harness.py and
+densekit/analysis/memory.py)."""
 from __future__ import annotations
 
 import pytest
