@@ -197,10 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help='do not write the post-processing decision into plans.json')
     p.add_argument('--no-hd95', action='store_true', help='Dice only (faster)')
 
-    p = sub.add_parser('bench', help='benchmarks against peer libraries (tools/benchmark.py)',
+    p = sub.add_parser('bench', help='benchmarks against peer libraries (benchmarks/ of a '
+                                     'source checkout)',
                        description='Run densekit against its peers in one process, alternating, '
                                    'median of N runs; prints time ratios and peak memory. '
-                                   'SUITE is a suite name (see tools/benchmark.py) or all.')
+                                   'SUITE is a suite name (see benchmarks/harness.py) or all. '
+                                   'Needs a source checkout: the benchmarks/ folder is not '
+                                   'installed with the package.')
     p.add_argument('suite', help='which benchmark to run (a suite name, or all)')
     p.add_argument('--repeats', type=int, default=5, help='timed runs per case (median)')
     p.add_argument('--quick', action='store_true', help='small shapes, for a smoke check')
@@ -356,7 +359,7 @@ def _run(args: argparse.Namespace) -> int:
         print(report.summary())
         return 0 if report.max_abs_diff is None or report.verified else 1
     elif args.command == 'bench':
-        from densekit.benchmark import load_suites, run_suites
+        load_suites, run_suites = _benchmark_harness()
         names = [*load_suites(), 'all']
         if args.suite not in names:
             raise ValueError(f'unknown benchmark suite {args.suite!r}; choose one of '
@@ -387,6 +390,34 @@ def _run(args: argparse.Namespace) -> int:
     else:
         return _run_tool(args)
     return 0
+
+
+def _benchmark_harness() -> tuple[Any, Any]:
+    """``load_suites`` and ``run_suites`` of the ``benchmarks/`` folder of a source checkout.
+
+    The benchmarks are not installed with the package: they are looked up next to the
+    ``densekit`` package's parent folder (the checkout it runs from) and in the working
+    directory.
+
+    Raises:
+        FileNotFoundError: Neither place has a ``benchmarks/`` folder.
+    """
+    import importlib
+    from pathlib import Path
+
+    import densekit
+
+    candidates = [Path(densekit.__file__).resolve().parents[1], Path.cwd().resolve()]
+    for root in candidates:
+        if (root / 'benchmarks' / 'harness.py').is_file():
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
+            harness = importlib.import_module('benchmarks.harness')
+            return harness.load_suites, harness.run_suites
+    raise FileNotFoundError(
+        'densekit bench runs the benchmarks/ folder of a densekit source checkout, which an '
+        f'installed copy does not include; none found in {" or ".join(map(str, candidates))}. '
+        'Run it from the checkout (or with the checkout as the working directory).')
 
 
 def _run_tool(args: argparse.Namespace) -> int:

@@ -39,14 +39,14 @@ from densekit.accel.volumetric import instance_norm_act_, instance_stats
 from densekit.backbones import FasterNet, InceptionNeXt
 from densekit.heads import ASPPHead
 from densekit.layers import ConvNormAct, set_fast_eval
-from densekit.layers.testing import (
+from densekit.necks import ASPP, FPN, JPU
+from densekit.tasks.medical3d import ResBlock, fast_inference
+from tests.helpers.numerics import (
     assert_close_to_reference,
     float64_copy,
     randomize_norms_,
     torch_threads,
 )
-from densekit.necks import ASPP, FPN, JPU
-from densekit.tasks.medical3d import ResBlock, fast_inference
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -533,7 +533,7 @@ def test_sparse_tap_convs_take_channels_last_and_match_float64(monkeypatch):
     # the benchmark's single-conv rows (quick: channels / 8): rate 36 on 64x64 (39 % of the taps
     # in bounds) and the 3D rate-12 conv (30 %) run on a channels-last copy; rate 24 (56 %)
     # stays plain. Forward and both gradients against float64.
-    from densekit.necks.bench import _conv_cases
+    from benchmarks.necks import _conv_cases
 
     calls = {'cl': 0}
     monkeypatch.setattr(accel_conv, 'conv_channels_last',

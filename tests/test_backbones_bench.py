@@ -1,6 +1,6 @@
 """The ``backbones`` benchmark suite runs in quick mode and reports sane numbers."""
-from densekit.backbones.bench import BACKBONES, backbones_suite
-from densekit.benchmark import load_suites
+from benchmarks.backbones import BACKBONES, backbones_suite
+from benchmarks.harness import load_suites
 
 
 def test_backbones_suite_quick_rows_are_sane():

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from densekit.benchmark import Row, format_table, load_suites
-from densekit.layers.testing import torch_threads
+from benchmarks.harness import Row, format_table, load_suites
+from tests.helpers.numerics import torch_threads
 
 
 def _ok_rows(rows: List[Row]) -> List[Row]:
@@ -42,8 +42,8 @@ class _RefusesAutocast(nn.Module):
 
 def test_necks_bf16_suite_reports_a_failing_case_and_goes_on(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from densekit.necks import bf16_bench
-    from densekit.necks.bench import _Case
+    from benchmarks import necks_bf16 as bf16_bench
+    from benchmarks.necks import _Case
 
     x = [torch.randn(1, 4, 8, 8)]
     cases = [_Case('Broken (peer ok)', _RefusesAutocast(), nn.Identity(), x),
@@ -81,7 +81,7 @@ def _check_model_rows(rows: List[Row], count: int) -> None:
 
 def test_models_suite_quick_semantic_fpn_rows_run() -> None:
     """One model's rows in the default suite (every row: the slow test below)."""
-    from densekit.model_bench import models_suite
+    from benchmarks.models import models_suite
 
     with torch_threads(1):
         rows = models_suite(repeats=1, quick=True, only='Semantic FPN', batches=(2,))
@@ -91,7 +91,7 @@ def test_models_suite_quick_semantic_fpn_rows_run() -> None:
 
 @pytest.mark.slow
 def test_models_suite_quick_every_row() -> None:
-    from densekit.model_bench import models_suite
+    from benchmarks.models import models_suite
 
     with torch_threads(1):
         rows = models_suite(repeats=1, quick=True)
@@ -99,7 +99,7 @@ def test_models_suite_quick_every_row() -> None:
 
 
 def test_models_switch_only_the_named_types() -> None:
-    from densekit.model_bench import MODEL_CASES, build_pair
+    from benchmarks.models import MODEL_CASES, build_pair
 
     for case in MODEL_CASES:
         ours, peer = build_pair(case, quick=True)
@@ -115,7 +115,7 @@ def test_models_switch_only_the_named_types() -> None:
 
 
 def test_deploy_suite_times_both_runtimes_and_says_where_time_goes(monkeypatch) -> None:
-    from densekit import deploy_bench
+    from benchmarks import deploy as deploy_bench
 
     monkeypatch.setattr(deploy_bench, 'TARGET_SPEEDUP', float('inf'))  # always profile
     rows = deploy_bench.bench_deploy(repeats=1, only='fsrcnn_x2_cpu')
@@ -131,7 +131,7 @@ def test_deploy_suite_times_both_runtimes_and_says_where_time_goes(monkeypatch) 
 
 
 def test_large_image_suite_quick_row() -> None:
-    from densekit.deploy_bench import bench_large_image
+    from benchmarks.deploy import bench_large_image
 
     (row,) = bench_large_image(quick=True)
     assert row.case == 'Semantic FPN 1024x1024, 7 classes'

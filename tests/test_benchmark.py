@@ -1,11 +1,12 @@
-"""The benchmark harness measures the device the work ran on (densekit/benchmark.py)."""
+"""The benchmark harness measures the device the work ran on (benchmarks/harness.py and
+densekit/analysis/memory.py)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from densekit import benchmark
-from densekit.benchmark import (
+from benchmarks import harness as benchmark
+from benchmarks.harness import (
     format_table,
     measure_pair,
     peak_memory_mb,
@@ -83,3 +84,21 @@ def test_measure_pair_on_cuda_times_and_measures_the_gpu() -> None:
     assert result.rss_mb == (None, None)
     # device unknown: decided by where fn allocated
     assert peak_memory_mb(lambda: x * 2) == pytest.approx(64, abs=2)
+
+
+def test_bench_command_finds_the_checkout_benchmarks_or_says_where_they_are(
+        tmp_path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    import densekit
+    from densekit.cli import _benchmark_harness, main
+
+    load_suites, run_suites = _benchmark_harness()
+    assert load_suites is benchmark.load_suites and run_suites is benchmark.run_suites
+    assert main(['bench', 'no-such-suite']) == 2
+    assert "unknown benchmark suite 'no-such-suite'" in capsys.readouterr().err
+    # an installed copy: no benchmarks/ next to the package, none in the working directory
+    monkeypatch.setattr(densekit, '__file__', str(tmp_path / 'site' / 'densekit' / '__init__.py'))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match='source checkout'):
+        _benchmark_harness()
+    assert main(['bench', 'necks']) == 2
+    assert 'benchmarks/ folder of a densekit source checkout' in capsys.readouterr().err

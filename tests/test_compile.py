@@ -17,13 +17,13 @@ from mmengine.registry import DefaultScope
 from torch import nn
 
 import densekit  # noqa: F401
-from densekit.layers.testing import (
+from densekit.registry import MODELS
+from tests.helpers.numerics import (
     assert_close_to_reference,
     float64_copy,
     randomize_norms_,
     torch_threads,
 )
-from densekit.registry import MODELS
 
 from .backbone_harness import tiny_retinanet
 

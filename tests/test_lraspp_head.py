@@ -8,7 +8,7 @@ from mmseg.models.decode_heads import LRASPPHead as MMSegLRASPPHead
 from torch import nn
 
 from densekit.heads import ContextPool, LRASPPHead
-from densekit.layers.testing import randomize_norms_
+from tests.helpers.numerics import randomize_norms_
 
 CFG = dict(in_channels=(16, 24, 40), in_index=(0, 1, 2), channels=32, num_classes=5,
            branch_channels=(8, 12), input_transform='multiple_select',

@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from densekit.layers import ConvNormAct
-from densekit.layers.testing import torch_threads
 from densekit.necks import ASPP, FPN
+from tests.helpers.numerics import torch_threads
 
 
 @pytest.fixture(autouse=True, scope='module')

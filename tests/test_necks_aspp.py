@@ -12,13 +12,13 @@ from mmseg.structures import SegDataSample
 from densekit.accel import taps
 from densekit.heads import ASPPHead
 from densekit.layers import set_fast_eval
-from densekit.layers.testing import (
+from densekit.necks import ASPP
+from tests.helpers.numerics import (
     assert_close_to_reference,
     float64_copy,
     randomize_norms_,
     torch_threads,
 )
-from densekit.necks import ASPP
 
 ATOL = RTOL = 1e-5  # |a - b| <= 1e-5 + 1e-5 |b|
 IN, CH = 12, 6

@@ -8,14 +8,14 @@ from mmdet.registry import MODELS as MMDET_MODELS
 from mmseg.registry import MODELS as MMSEG_MODELS
 
 from densekit.layers import set_fast_eval
-from densekit.layers.testing import (
+from densekit.necks import FPN
+from densekit.registry import MODELS
+from tests.helpers.numerics import (
     assert_close_to_reference,
     float64_copy,
     randomize_norms_,
     torch_threads,
 )
-from densekit.necks import FPN
-from densekit.registry import MODELS
 
 ATOL = RTOL = 1e-5  # |a - b| <= 1e-5 + 1e-5 |b|
 CHANNELS = [4, 6, 8, 10]

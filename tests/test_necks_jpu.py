@@ -8,14 +8,14 @@ from mmseg.models.necks import JPU as PeerJPU
 from mmseg.registry import MODELS as MMSEG_MODELS
 
 from densekit.layers import fuse_model, set_fast_eval
-from densekit.layers.testing import (
+from densekit.necks import JPU
+from densekit.necks.convert import convert_state_dict
+from tests.helpers.numerics import (
     assert_close_to_reference,
     float64_copy,
     randomize_norms_,
     torch_threads,
 )
-from densekit.necks import JPU
-from densekit.necks.convert import convert_state_dict
 
 ATOL = RTOL = 1e-5  # |a - b| <= 1e-5 + 1e-5 |b|
 CHANNELS = (6, 8, 12)

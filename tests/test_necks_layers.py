@@ -23,7 +23,7 @@ from densekit.layers import (
     valid_tap_fraction,
     zone_plan,
 )
-from densekit.layers.testing import (
+from tests.helpers.numerics import (
     assert_close_to_reference,
     float64_copy,
     randomize_norms_,

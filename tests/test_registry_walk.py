@@ -4,7 +4,7 @@ execution mode: fp32 forward+backward, bf16 autocast, every fast path off, float
 
 Tolerances (each justified, none tuned on one CPU):
 
-* fast paths vs plain ops, fp32: :func:`~densekit.layers.testing.assert_close_to_reference`
+* fast paths vs plain ops, fp32: :func:`~tests.helpers.numerics.assert_close_to_reference`
   against the same module in float64 (where :mod:`densekit.accel` runs the plain ops): densekit's
   error may be 4x torch's own plus 16 ulps of the largest value;
 * bf16 autocast vs fp32: relative L2 error ``||a - b|| / ||b||``. bfloat16 keeps 8 significant
@@ -33,7 +33,7 @@ from torch import Tensor, nn
 import densekit  # noqa: F401  (registers everything)
 from densekit import registry
 from densekit.accel import fast_paths, taps
-from densekit.layers.testing import (
+from tests.helpers.numerics import (
     assert_close_to_reference,
     float64_copy,
     randomize_norms_,

@@ -177,7 +177,7 @@ def test_head_arguments_and_shapes_are_validated() -> None:
 
 
 def test_benchmark_row_times_tables_against_fsrcnn() -> None:
-    from densekit.tasks.restoration.bench import lut_vs_fsrcnn
+    from benchmarks.restoration import lut_vs_fsrcnn
 
     row = lut_vs_fsrcnn(repeats=1, quick=True)
     assert row.densekit_s > 0 and row.peer_s and row.peer_s > 0

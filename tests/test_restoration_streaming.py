@@ -378,14 +378,14 @@ def test_bad_arrays_are_refused() -> None:
 
 @pytest.mark.slow
 def test_6000x4000_sr_file_peaks_under_600_mib() -> None:
-    from densekit.tasks.restoration.bench import file_peak_rss
+    from benchmarks.restoration import file_peak_rss
 
     result = file_peak_rss(4000, 6000)
     assert result['peak_rss_mib'] < 600, result
 
 
 def test_file_peak_rss_measures_a_fresh_process(tmp_path: Path) -> None:
-    from densekit.tasks.restoration.bench import file_peak_rss
+    from benchmarks.restoration import file_peak_rss
 
     with pytest.raises(ValueError, match='height must be an int >= 64'):
         file_peak_rss(10, 100)

@@ -7,7 +7,7 @@ from mmseg.models import decode_heads as peer
 
 import densekit  # noqa: F401
 from densekit.heads import DepthwiseSeparableASPPHead, DUCHead, FCNHead, FPNHead
-from densekit.layers.testing import randomize_norms_
+from tests.helpers.numerics import randomize_norms_
 
 NORM = dict(type='BN')
 

@@ -1,4 +1,4 @@
-"""Benchmarks against peer libraries; the same as `densekit bench` (see densekit/benchmark.py)."""
+"""Benchmarks against peer libraries; the same as `densekit bench` (see benchmarks/harness.py)."""
 import sys
 
 from densekit.cli import main

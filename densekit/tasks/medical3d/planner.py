@@ -287,7 +287,7 @@ def _train_step_peak_bytes(model_cfg: Dict[str, Any], in_channels: int, num_clas
     import torch
     from mmengine.structures import BaseDataElement
 
-    from densekit.benchmark import peak_memory_mb
+    from densekit.analysis.memory import peak_memory_mb
     from densekit.registry import MODELS
 
     torch.manual_seed(0)

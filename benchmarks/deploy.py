@@ -30,7 +30,7 @@ from typing import Callable, List, Optional
 
 import torch
 
-from densekit.benchmark import Row, suite, time_pair
+from benchmarks.harness import Row, suite, time_pair
 
 __all__ = ['bench_deploy', 'cpu_configs', 'ort_op_shares']
 
@@ -184,7 +184,7 @@ def _large_case(model: torch.nn.Module, image: object, with_peer: bool) -> tuple
     from mmengine.dataset import pseudo_collate
     from mmseg.structures import SegDataSample
 
-    from densekit.benchmark import peak_rss_mb
+    from benchmarks.harness import peak_rss_mb
     from densekit.tasks.segmentation.windowed import segment_windows
 
     side = image.shape[:2]

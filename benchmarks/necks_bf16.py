@@ -15,8 +15,8 @@ from typing import Callable, List, Optional
 import torch
 from torch import Tensor, nn
 
-from densekit.benchmark import Row, measure_pair, resolve_device, suite
-from densekit.necks.bench import _as_list, _cases, _inference, _train_step
+from benchmarks.harness import Row, measure_pair, resolve_device, suite
+from benchmarks.necks import _as_list, _cases, _inference, _train_step
 
 __all__ = ['necks_bf16_suite', 'autocast_bf16']
 

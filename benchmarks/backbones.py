@@ -15,7 +15,7 @@ For each at 224x224 (batch 1 and 8) and 512x512 (batch 1): parameters, GFLOPs pe
 (multiply-adds of convolutions and matmuls counted by ``torch.utils.flop_counter``, halved so
 one multiply-add = one FLOP as the papers count), CPU images/s for a forward pass (eval,
 ``torch.inference_mode``) and for forward + backward (train mode, loss = sum of the level
-means), and the peak tensor memory of each (:func:`densekit.benchmark.peak_memory_mb`).
+means), and the peak tensor memory of each (:func:`benchmarks.harness.peak_memory_mb`).
 ``densekit s`` is the forward time of one batch; ``densekit MiB`` its peak memory.
 
 Then the seed papers' efficiency claims, each measured here with the paper's claim beside it
@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from densekit.benchmark import Row, peak_memory_mb, suite, time_pair
+from benchmarks.harness import Row, peak_memory_mb, suite, time_pair
 
 __all__ = ['backbones_suite', 'count_gflops', 'BACKBONES']
 

@@ -26,9 +26,9 @@ from typing import Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-from densekit.benchmark import Row, peak_memory_mb, suite, time_pair
+from benchmarks.harness import Row, peak_memory_mb, suite, time_pair
 
-CONFIG_DIR = os.path.join(os.path.dirname(__file__), '..', '..', 'configs', '_base_', 'models')
+CONFIG_DIR = os.path.join(os.path.dirname(__file__), '..', 'configs', '_base_', 'models')
 CONFIGS = (('piip-3branch-tsb', 'piip_3branch_tsb_cpu.py'), ('piip-2branch', 'piip_2branch_cpu.py'))
 
 

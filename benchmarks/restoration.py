@@ -36,12 +36,12 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from densekit.benchmark import Row, peak_memory_mb, suite, time_pair
+from benchmarks.harness import Row, peak_memory_mb, suite, time_pair
 
 __all__ = ['MODELS_TO_BENCH', 'bench_restoration', 'matmul_gflops', 'file_peak_rss',
            'lut_vs_fsrcnn']
 
-CONFIG_DIR = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..', '..', 'configs',
+CONFIG_DIR = osp.join(osp.dirname(osp.abspath(__file__)), '..', 'configs',
                       'restoration')
 # (case name, config file, also measure the tiling overhead: the fast CPU-sized models)
 MODELS_TO_BENCH: List[Tuple[str, str, bool]] = [

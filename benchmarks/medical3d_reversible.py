@@ -5,7 +5,7 @@ Every row is one training step (forward, Dice + CE loss with deep supervision, b
 U-Net (tiny widths 8-16-32-64, 1 input channel, 3 classes) on a batch of 2 patches of 64^3
 (32^3 with ``--quick``). The "peer" columns are the plain residual U-Net measured alternately
 in the same process, so ``ratio`` is the time relative to it and the MiB columns compare peak
-tensor memory (:func:`~densekit.benchmark.peak_memory_mb`: on CPU, the running total of the
+tensor memory (:func:`~benchmarks.harness.peak_memory_mb`: on CPU, the running total of the
 profiler's allocation events).
 
 * residual: ``ResUNetEncoder`` with 3 residual blocks per stage (the plain U-Net itself);
@@ -23,7 +23,7 @@ from typing import Callable, List, Tuple
 import torch
 from torch import Tensor, nn
 
-from densekit.benchmark import Row, peak_memory_mb, suite, time_pair
+from benchmarks.harness import Row, peak_memory_mb, suite, time_pair
 
 __all__ = ['bench_medical3d_memory']
 

@@ -22,7 +22,7 @@ from typing import Callable, List, Tuple
 import torch
 from torch import Tensor, nn
 
-from densekit.benchmark import Row, peak_memory_mb, suite, time_pair
+from benchmarks.harness import Row, peak_memory_mb, suite, time_pair
 
 __all__ = ['bench_medical3d']
 

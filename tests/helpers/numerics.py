@@ -1,5 +1,5 @@
-"""Helpers for tests and benchmarks: non-trivial norm statistics, thread control, and
-tolerances justified by a float64 reference."""
+"""Test helpers: tolerances justified by a float64 reference, float64 copies, thread control,
+and (from the benchmark harness, which needs it too) non-trivial norm statistics."""
 from __future__ import annotations
 
 import contextlib
@@ -8,6 +8,8 @@ from typing import Any, Iterator, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
+
+from benchmarks.harness import randomize_norms_
 
 __all__ = ['randomize_norms_', 'torch_threads', 'assert_close_to_reference', 'float64_copy',
            'REFERENCE_FACTOR', 'REFERENCE_ULPS']
@@ -97,31 +99,6 @@ def assert_close_to_reference(actual: Union[Tensor, Sequence[Tensor]],
                 f'op by {base:.3g}; allowed {factor:g} x {base:.3g} + {floor:.3g} ulps of '
                 f'{size:.3g} = {bound:.3g}')
 
-
-
-@torch.no_grad()
-def randomize_norms_(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Fill every norm layer's affine parameters and BatchNorm running statistics with random
-    values (mean ~ N(0, 0.5), var ~ U(0.5, 2), weight ~ U(0.5, 1.5), bias ~ N(0, 0.2)), so eval
-    outputs exercise the statistics instead of the identity defaults.
-
-    Returns:
-        ``model``, for chaining.
-    """
-    gen = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if not isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm)):
-            continue
-        weight, bias = getattr(module, 'weight', None), getattr(module, 'bias', None)
-        if weight is not None:
-            weight.copy_(torch.rand(weight.shape, generator=gen) + 0.5)
-        if bias is not None:
-            bias.copy_(torch.randn(bias.shape, generator=gen) * 0.2)
-        if getattr(module, 'running_mean', None) is not None:
-            module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=gen) * 0.5)
-            module.running_var.copy_(torch.rand(module.running_var.shape, generator=gen) * 1.5
-                                     + 0.5)
-    return model
 
 
 @contextlib.contextmanager

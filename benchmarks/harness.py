@@ -3,32 +3,44 @@
 Every case runs densekit and the peer in one process, alternating, after warm-up, and reports
 the median of ``repeats`` runs, the time ratio (densekit / peer) and peak memory. Suites
 register themselves in :data:`SUITES` with :func:`suite`.
+
+The benchmarks live in this ``benchmarks/`` folder of a source checkout, not in the installed
+package; the memory measurements they share with the library come from
+:mod:`densekit.analysis.memory`.
 """
 from __future__ import annotations
 
 import functools
-import gc
-import itertools
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
+from torch import nn
+
+from densekit.analysis.memory import (  # noqa: F401  (re-exported for the suites)
+    DeviceLike,
+    cpu_tensor_peak_mb,
+    peak_memory_mb,
+    peak_rss_mb,
+    resolve_device,
+    synchronize,
+)
 
 SUITES: Dict[str, Callable[..., List[Row]]] = {}
 # Modules that define suites with @suite(...); imported on first use of the CLI.
 SUITE_MODULES: List[str] = [
-    'densekit.necks.bench',
-    'densekit.necks.bf16_bench',
-    'densekit.model_bench',
-    'densekit.backbones.piip_bench',
-    'densekit.backbones.bench',
-    'densekit.augment_bench',
-    'densekit.tasks.medical3d.bench',
-    'densekit.tasks.medical3d.rev_bench',
-    'densekit.tasks.restoration.bench',
-    'densekit.deploy_bench',
+    'benchmarks.necks',
+    'benchmarks.necks_bf16',
+    'benchmarks.models',
+    'benchmarks.piip',
+    'benchmarks.backbones',
+    'benchmarks.augment',
+    'benchmarks.medical3d',
+    'benchmarks.medical3d_reversible',
+    'benchmarks.restoration',
+    'benchmarks.deploy',
 ]
 
 
@@ -66,160 +78,6 @@ class Row:
     def ratio(self) -> Optional[float]:
         """densekit time / peer time (< 1 means densekit is faster)."""
         return None if not self.peer_s else self.densekit_s / self.peer_s
-
-
-DeviceLike = Union[str, torch.device, None]
-
-
-def resolve_device(*objs: object) -> torch.device:
-    """The device the work on ``objs`` runs on.
-
-    ``objs`` may be modules (their first parameter or buffer), tensors, ``torch.device`` or
-    device strings, and lists/tuples/dicts of these. A non-CPU device wins over the CPU (the
-    work ran on the accelerator; CPU tensors around it are inputs still to be moved); nothing
-    found means the CPU.
-
-    Raises:
-        TypeError: For an object of another type.
-        ValueError: For a bad device string, or two different accelerator devices.
-    """
-    found: List[torch.device] = []
-
-    def visit(obj: object) -> None:
-        if isinstance(obj, torch.device):
-            found.append(obj)
-        elif isinstance(obj, str):
-            try:
-                found.append(torch.device(obj))
-            except RuntimeError as err:
-                raise ValueError(f'device must name a torch device (e.g. "cpu", "cuda:0"), '
-                                 f'got {obj!r}') from err
-        elif isinstance(obj, torch.Tensor):
-            found.append(obj.device)
-        elif isinstance(obj, torch.nn.Module):
-            for tensor in itertools.chain(obj.parameters(), obj.buffers()):
-                found.append(tensor.device)
-                break
-        elif isinstance(obj, dict):
-            for value in obj.values():
-                visit(value)
-        elif isinstance(obj, (list, tuple)):
-            for value in obj:
-                visit(value)
-        elif obj is not None:
-            raise TypeError('resolve_device takes modules, tensors, devices, device strings '
-                            f'and lists/tuples/dicts of them, got {type(obj).__name__}')
-
-    for obj in objs:
-        visit(obj)
-    accelerators = {_with_index(d) for d in found if d.type != 'cpu'}
-    if len(accelerators) > 1:
-        raise ValueError(f'the work spans several accelerator devices '
-                         f'{sorted(map(str, accelerators))}; benchmark one device at a time')
-    return accelerators.pop() if accelerators else torch.device('cpu')
-
-
-def _with_index(device: torch.device) -> torch.device:
-    """``cuda`` -> ``cuda:<current>`` (where CUDA is available), so equal devices compare equal."""
-    if device.type == 'cuda' and device.index is None and torch.cuda.is_available():
-        return torch.device('cuda', torch.cuda.current_device())
-    return device
-
-
-def synchronize(device: DeviceLike = None) -> None:
-    """Wait for queued work on ``device`` (CUDA); nothing on the CPU.
-
-    ``None`` (device unknown) synchronises CUDA if this process has initialised it.
-    """
-    if device is None:
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            torch.cuda.synchronize()
-        return
-    device = torch.device(device)
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def _cpu_tensor_peak_mb(fn: Callable[[], object]) -> float:
-    """Peak of the running total of CPU tensor allocations (profiler events) while ``fn`` runs."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-    events = sorted((e for e in prof.events() if e.self_cpu_memory_usage),
-                    key=lambda e: e.time_range.start)
-    running = peak = 0
-    for event in events:
-        running += event.self_cpu_memory_usage
-        peak = max(peak, running)
-    return peak / 2**20
-
-
-def _cuda_peak_mb(fn: Callable[[], object], device: torch.device) -> float:
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    base = torch.cuda.memory_allocated(device)
-    fn()
-    torch.cuda.synchronize(device)
-    return (torch.cuda.max_memory_allocated(device) - base) / 2**20
-
-
-def peak_memory_mb(fn: Callable[[], object], device: DeviceLike = None) -> float:
-    """Peak tensor memory (MiB) that ``fn`` allocates on ``device``.
-
-    On CUDA: ``torch.cuda.max_memory_allocated`` above what was allocated before, synchronised.
-    On the CPU: the profiler's allocation events replayed in time order, the maximum of the
-    running total. ``None`` picks the device by what ``fn`` does: CUDA if it allocated CUDA
-    memory (only looked at where CUDA is initialised), else the CPU (``fn`` then runs twice).
-    """
-    gc.collect()
-    if device is None:
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            cuda = torch.device('cuda', torch.cuda.current_device())
-            before = torch.cuda.memory_stats(cuda).get('allocation.all.allocated', 0)
-            peak = _cuda_peak_mb(fn, cuda)
-            if torch.cuda.memory_stats(cuda).get('allocation.all.allocated', 0) > before:
-                return peak
-        return _cpu_tensor_peak_mb(fn)
-    device = torch.device(device)
-    if device.type == 'cuda':
-        return _cuda_peak_mb(fn, device)
-    if device.type != 'cpu':
-        raise ValueError(f'peak memory is measured on cpu or cuda devices, got {device}')
-    return _cpu_tensor_peak_mb(fn)
-
-
-def _status_kib(field_name: str) -> int:
-    with open('/proc/self/status') as status:
-        for line in status:
-            if line.startswith(field_name + ':'):
-                return int(line.split()[1])
-    raise OSError(f'{field_name} not in /proc/self/status')
-
-
-def peak_rss_mb(fn: Callable[[], object]) -> Optional[float]:
-    """How far the process's resident set size rises above its level before ``fn`` (MiB).
-
-    Linux only (``None`` elsewhere): freed heap memory is handed back to the OS first
-    (``malloc_trim``), the kernel's high-water mark is reset (``/proc/self/clear_refs``), and
-    the answer is the new high-water mark minus the resident size before. Unlike the tensor
-    peak this counts everything the process touched: allocator slack, oneDNN scratch buffers,
-    weight re-orders, Python objects.
-    """
-    import ctypes
-    import ctypes.util
-
-    gc.collect()
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
-        libc.malloc_trim(0)
-        with open('/proc/self/clear_refs', 'w') as refs:
-            refs.write('5')
-        before = _status_kib('VmRSS')
-    except (OSError, AttributeError):
-        return None
-    fn()
-    return max(_status_kib('VmHWM') - before, 0) / 1024
 
 
 def time_pair(fn_a: Callable[[], object], fn_b: Optional[Callable[[], object]],
@@ -289,7 +147,7 @@ class PairMeasurement:
 
 
 def _append_tensor_peak(fn: Callable[[], object], out: List[float]) -> None:
-    out.append(_cpu_tensor_peak_mb(fn))
+    out.append(cpu_tensor_peak_mb(fn))
 
 
 def measure_pair(fn_a: Callable[[], object], fn_b: Optional[Callable[[], object]], *,
@@ -323,7 +181,7 @@ def measure_pair(fn_a: Callable[[], object], fn_b: Optional[Callable[[], object]
             # one run for both: the RSS high-water mark around the profiled run
             held: List[float] = []
             rss_mb.append(peak_rss_mb(functools.partial(_append_tensor_peak, fn, held)))
-            mem.append(held[0] if held else _cpu_tensor_peak_mb(fn))
+            mem.append(held[0] if held else cpu_tensor_peak_mb(fn))
         else:
             mem.append(peak_memory_mb(fn, device))
             rss_mb.append(None)
@@ -393,3 +251,28 @@ def run_suites(name: str, repeats: int = 5, quick: bool = False,
         print(format_table(rows), flush=True)
         results[key] = rows
     return results
+
+
+@torch.no_grad()
+def randomize_norms_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Fill every norm layer's affine parameters and BatchNorm running statistics with random
+    values (mean ~ N(0, 0.5), var ~ U(0.5, 2), weight ~ U(0.5, 1.5), bias ~ N(0, 0.2)), so eval
+    outputs exercise the statistics instead of the identity defaults.
+
+    Returns:
+        ``model``, for chaining.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if not isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm)):
+            continue
+        weight, bias = getattr(module, 'weight', None), getattr(module, 'bias', None)
+        if weight is not None:
+            weight.copy_(torch.rand(weight.shape, generator=gen) + 0.5)
+        if bias is not None:
+            bias.copy_(torch.randn(bias.shape, generator=gen) * 0.2)
+        if getattr(module, 'running_mean', None) is not None:
+            module.running_mean.copy_(torch.randn(module.running_mean.shape, generator=gen) * 0.5)
+            module.running_var.copy_(torch.rand(module.running_var.shape, generator=gen) * 1.5
+                                     + 0.5)
+    return model

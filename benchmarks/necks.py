@@ -26,8 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from densekit.benchmark import Row, measure_pair, resolve_device, suite
-from densekit.layers.testing import randomize_norms_
+from benchmarks.harness import Row, measure_pair, randomize_norms_, resolve_device, suite
 
 __all__ = ['necks_suite', 'matmul_gflops']
 

@@ -43,8 +43,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
-from densekit.benchmark import Row, measure_pair, resolve_device, suite
-from densekit.layers.testing import randomize_norms_
+from benchmarks.harness import Row, measure_pair, randomize_norms_, resolve_device, suite
 
 __all__ = ['models_suite', 'MODEL_CASES', 'build_pair']
 

@@ -6,7 +6,7 @@ from typing import List
 
 import numpy as np
 
-from densekit.benchmark import Row, suite, time_pair
+from benchmarks.harness import Row, suite, time_pair
 
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 
