@@ -45,6 +45,8 @@ def _with_channels(cfg: dict, values: dict) -> dict:
     # densekit backbone (shape contract, no probe) feeding a neck
     ('segmentation/fastfcn_inceptionnext-atto-jpu_aspp_1xb8-shapes-128x128.py',
      dict(neck=[80, 160, 320])),
+    # densekit restorer, restoration body (probed, one level), reconstruction head taking an int
+    ('restoration/edsr_baseline_x2_cpu_photos.py', dict(head=32)),
     # densekit medical wrapper, 3D encoder, 3D FPN neck, U-Net decoder taking every level
     ('medical3d/resunet-fpn-tiny_1xb2-phantoms-48x48x48.py',
      dict(neck=[8, 16, 32, 64], decode_head=[16, 16, 16, 16])),

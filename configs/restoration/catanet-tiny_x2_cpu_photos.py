@@ -18,6 +18,6 @@ model = dict(
     backbone=dict(type='densekit.CATANetBody', dim=24, qk_dim=24, num_heads=2, hidden_dim=48,
                   num_centres=(16, 32), group_sizes=(64, 32), patch_sizes=(12, 16),
                   ema_decay=0.99),
-    head=dict(type='densekit.CATANetHead', in_channels=24, scale=scale, input_skip='bicubic'),
+    head=dict(type='densekit.CATANetHead', in_channels='auto', scale=scale, input_skip='bicubic'),
     pixel_loss=dict(type='densekit.PixelL1Loss'))
 infer_cfg = dict(tile=512, overlap=16)

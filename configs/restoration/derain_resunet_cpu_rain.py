@@ -7,6 +7,6 @@ model = dict(
     type='densekit.Restorer', scale=1,
     data_preprocessor=dict(type='densekit.RestorationPreprocessor'),
     backbone=dict(type='densekit.ResUNet', channels=(16, 32, 64), blocks=1),
-    head=dict(type='densekit.ReconstructionHead', in_channels=16),
+    head=dict(type='densekit.ReconstructionHead', in_channels='auto'),
     pixel_loss=dict(type='densekit.PixelL1Loss'))
 infer_cfg = dict(tile=512, overlap=16)

@@ -15,7 +15,7 @@ model = dict(
     data_preprocessor=dict(type='densekit.RestorationPreprocessor',
                            mean=(0.4488, 0.4371, 0.4040), std=(1.0, 1.0, 1.0)),  # DIV2K mean
     backbone=dict(type='densekit.DRLNBody', channels=16, groups=(2, 2), reduction=4),
-    head=dict(type='densekit.PixelShuffleHead', in_channels=16, scale=scale, act=True,
+    head=dict(type='densekit.PixelShuffleHead', in_channels='auto', scale=scale, act=True,
               input_skip='bicubic'),
     pixel_loss=dict(type='densekit.PixelL1Loss'))
 infer_cfg = dict(tile=512, overlap=16)

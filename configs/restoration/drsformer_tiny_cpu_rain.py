@@ -18,7 +18,7 @@ model = dict(
     data_preprocessor=dict(type='densekit.RestorationPreprocessor'),
     backbone=dict(type='densekit.DRSformer', dim=16, num_blocks=(1, 1, 1, 1), heads=(1, 2, 2, 4),
                   ffn_expansion=2.0, mefc=False),
-    head=dict(type='densekit.ReconstructionHead', in_channels=32),
+    head=dict(type='densekit.ReconstructionHead', in_channels='auto'),
     pixel_loss=dict(type='densekit.PixelL1Loss'))
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 custom_hooks = [

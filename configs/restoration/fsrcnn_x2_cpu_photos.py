@@ -7,7 +7,7 @@ model = dict(
     type='densekit.Restorer', scale=scale, luma_only=True,
     data_preprocessor=dict(type='densekit.RestorationPreprocessor'),
     backbone=dict(type='densekit.FSRCNNBody', in_channels=1, d=56, s=12, m=4),
-    head=dict(type='densekit.DeconvHead', in_channels=56, scale=scale, out_channels=1,
+    head=dict(type='densekit.DeconvHead', in_channels='auto', scale=scale, out_channels=1,
               input_skip='bicubic'),  # global residual: starts at bicubic, learns faster
     pixel_loss=dict(type='densekit.PixelL1Loss'))
 infer_cfg = dict(tile=512, overlap=16)

@@ -15,7 +15,7 @@ model = dict(
                            mean=(0.4488, 0.4371, 0.4040), std=(1.0, 1.0, 1.0)),  # DIV2K mean
     backbone=dict(type='densekit.EDSRBody', channels=32, num_blocks=8, res_scale=1.0,
                   scales=scales),
-    head=dict(type='densekit.PixelShuffleHead', in_channels=32, scales=scales,
+    head=dict(type='densekit.PixelShuffleHead', in_channels='auto', scales=scales,
               input_skip='bicubic'),  # global residual: starts at bicubic, learns faster
     pixel_loss=dict(type='densekit.PixelL1Loss'))
 # each step trains one scale's branch: the other branches get no gradient in DDP

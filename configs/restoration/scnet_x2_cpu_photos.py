@@ -7,6 +7,6 @@ model = dict(
     type='densekit.Restorer', scale=scale,
     data_preprocessor=dict(type='densekit.RestorationPreprocessor'),
     backbone=dict(type='densekit.SCNetBody', channels=64, num_blocks=16),
-    head=dict(type='densekit.ShiftUpsampleHead', in_channels=64, scale=scale),
+    head=dict(type='densekit.ShiftUpsampleHead', in_channels='auto', scale=scale),
     pixel_loss=dict(type='densekit.PixelL1Loss'))
 infer_cfg = dict(tile=512, overlap=16)

@@ -133,12 +133,13 @@ def _default_in_index(head: Dict[str, Any], registry: Any) -> Any:
 def _head_channels(key: str, head: Dict[str, Any], channels: List[int], registry: Any) -> Any:
     """What a head's ``in_channels`` must be for input levels with ``channels``: heads with an
     ``in_index`` (mmseg's) select levels; detection heads (``bbox_head``, ``rpn_head``) take
-    the one int all levels share; other heads (U-Net decoders) take every level's channels."""
+    the one int all levels share; other heads (U-Net decoders) take every level's channels,
+    and a single level (a restoration body) gives one int."""
     index = head['in_index'] if 'in_index' in head else _default_in_index(head, registry)
     if index is not None:
         return [channels[i] for i in index] if isinstance(index, (list, tuple)) \
             else channels[index]
-    if key in ('bbox_head', 'rpn_head') and len(set(channels)) == 1:
+    if len(channels) == 1 or (key in ('bbox_head', 'rpn_head') and len(set(channels)) == 1):
         return channels[0]
     return list(channels)
 
