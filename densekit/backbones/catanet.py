@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densekit.backbones.contract import FullResolutionBody
 from densekit.errors import ArgumentError, positive_int
 from densekit.registry import MODELS
 
@@ -330,7 +331,7 @@ def _per_group(name: str, value: object) -> Tuple[int, ...]:
 
 
 @MODELS.register_module()
-class CATANetBody(nn.Module):
+class CATANetBody(FullResolutionBody, nn.Module):
     """CATANet feature extractor: conv, residual groups [TAB, LRSA, conv], global residual.
 
     Args:
@@ -377,7 +378,7 @@ class CATANetBody(nn.Module):
         self.groups = nn.Sequential(*[
             _ResidualGroup(dim, qk_dim, num_heads, hidden_dim, m, gs, ps, num_iters, ema_decay)
             for m, gs, ps in zip(centres, sizes, patches)])
-        self.out_channels = dim
+        self.out_channels = (dim,)
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
         feat = self.conv_first(x)

@@ -24,8 +24,9 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 from torch import nn
 
-__all__ = ['ShapeContract', 'as_stride_tuples', 'contract_of', 'expected_sizes',
-           'fill_auto_channels', 'resolve_auto_channels', 'wants_auto_channels']
+__all__ = ['FullResolutionBody', 'ShapeContract', 'as_stride_tuples', 'contract_of',
+           'expected_sizes', 'fill_auto_channels', 'resolve_auto_channels',
+           'wants_auto_channels']
 
 StrideTuples = Tuple[Tuple[int, ...], ...]
 
@@ -209,3 +210,10 @@ def _fill_auto_channels(cfg: Dict[str, Any], registry: Any) -> Dict[str, Any]:
         if head is not None:
             cfg[key] = filled if isinstance(head, list) else filled[0]
     return cfg
+
+
+class FullResolutionBody(ShapeContract):
+    """Mixin for restoration bodies: one feature map at the input resolution (``out_strides``
+    ``((1, 1),)``); the body sets ``out_channels`` to a one-entry tuple."""
+
+    out_strides: StrideTuples = ((1, 1),)

@@ -30,6 +30,7 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
+from densekit.backbones.contract import FullResolutionBody
 from densekit.errors import ArgumentError, positive_int
 from densekit.layers import ConvNormAct
 from densekit.registry import MODELS
@@ -163,7 +164,7 @@ class _Group(nn.Module):
 
 
 @MODELS.register_module()
-class DRLNBody(nn.Module):
+class DRLNBody(FullResolutionBody, nn.Module):
     """DRLN feature extractor: head conv, cascaded DRLM groups, long skip.
 
     Args:
@@ -201,7 +202,7 @@ class DRLNBody(nn.Module):
         self.head = _conv(in_channels, channels, act=False)
         self.groups = nn.ModuleList(_Group(channels, n, reduction, dilations) for n in groups)
         self.official_wiring = official_wiring
-        self.out_channels = channels
+        self.out_channels = (channels,)
         # PyTorch's default conv init, as the released code: ConvNormAct's Kaiming fan-out init
         # doubles the activation variance at every residual unit of this deep, norm-free body.
         for module in self.modules():

@@ -37,6 +37,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule, ModuleList
 from torch import nn
 
+from densekit.backbones.contract import ShapeContract
 from densekit.backbones.piip_adapters import PIIPBranchAdapter, build_piip_adapter
 from densekit.layers import ConvNormAct
 from densekit.necks.piip_interaction import PIIPInteraction, check_interaction_width
@@ -45,6 +46,8 @@ from densekit.registry import MODELS
 _INTERACTION_KEYS = ('num_heads', 'num_points', 'value_ratio', 'ffn_ratio', 'drop_path_rate',
                      'norm_eps')
 PYRAMID_STRIDES = (4, 8, 16, 32)
+#: the same per axis (the shape contract of densekit.backbones.contract)
+PYRAMID_OUT_STRIDES = tuple((s, s) for s in PYRAMID_STRIDES)
 MERGE_STRIDE = 16
 
 
@@ -70,7 +73,7 @@ def _kaiming_fan_out(module: nn.Module) -> None:
 
 
 @MODELS.register_module()
-class PIIPSimplePyramid(BaseModule):
+class PIIPSimplePyramid(ShapeContract, BaseModule):
     """ViTDet simple feature pyramid from one stride-16 map: strides 4, 8, 16, 32.
 
     Stride 4 = deconv2x2, norm, GELU, deconv2x2; stride 8 = deconv2x2; stride 16 = identity;
@@ -99,6 +102,7 @@ class PIIPSimplePyramid(BaseModule):
         self.in_channels = in_channels
         self.out_channels = [c] * 4
         self.strides = PYRAMID_STRIDES
+        self.out_strides = PYRAMID_OUT_STRIDES
         self.up4 = nn.Sequential(nn.ConvTranspose2d(c, c, 2, 2), _norm(norm_cfg, c), nn.GELU(),
                                  nn.ConvTranspose2d(c, c, 2, 2))
         self.up8 = nn.ConvTranspose2d(c, c, 2, 2)
@@ -116,7 +120,7 @@ class PIIPSimplePyramid(BaseModule):
 
 
 @MODELS.register_module()
-class PIIP(BaseModule):
+class PIIP(ShapeContract, BaseModule):
     """Parameter-Inverted Image Pyramid backbone (see the module docstring).
 
     Args:
@@ -211,6 +215,7 @@ class PIIP(BaseModule):
         self.pyramid = PIIPSimplePyramid(c, norm_cfg=pyramid_norm_cfg)
         self.out_channels = [c] * 4
         self.strides = PYRAMID_STRIDES
+        self.out_strides = PYRAMID_OUT_STRIDES
 
     @staticmethod
     def _parse_scales(n: int, resolutions: Optional[Sequence[int]],

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densekit.backbones.contract import FullResolutionBody
 from densekit.errors import ArgumentError
 from densekit.layers import ConvNormAct
 from densekit.registry import MODELS
@@ -154,7 +155,7 @@ class LUTUnit(nn.Module):
 
 
 @MODELS.register_module()
-class RCLUTBody(nn.Module):
+class RCLUTBody(FullResolutionBody, nn.Module):
     """RC module + 2x2 LUT unit with a rotation ensemble; converts to tables exactly.
 
     Args:
@@ -192,7 +193,7 @@ class RCLUTBody(nn.Module):
         self.rotations = rotations
         self.rc = RCModule(rc_size, rc_features, rc_act)
         self.unit = LUTUnit(scale * scale, unit_features, dense_layers)
-        self.out_channels = in_channels * scale * scale
+        self.out_channels = (in_channels * scale * scale,)
 
     @property
     def rc_size(self) -> int:

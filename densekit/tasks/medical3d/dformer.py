@@ -46,6 +46,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from densekit.backbones.contract import ShapeContract
 from densekit.layers import LayerFactory, as_tuple, check_spatial_dims
 from densekit.registry import MODELS
 from densekit.tasks.medical3d.blocks import DEFAULT_ACT, DEFAULT_NORM, ResBlock
@@ -255,7 +256,7 @@ def _is_power_of_two(v: int) -> bool:
 
 
 @MODELS.register_module()
-class DFormerEncoder(BaseModule):
+class DFormerEncoder(ShapeContract, BaseModule):
     """D-Former encoder returning a U-Net pyramid, finest (full resolution) first.
 
     Args:

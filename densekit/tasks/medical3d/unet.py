@@ -27,6 +27,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from densekit.backbones.contract import ShapeContract
 from densekit.layers import LayerFactory, as_tuple, check_spatial_dims
 from densekit.registry import MODELS
 from densekit.tasks.medical3d.blocks import DEFAULT_ACT, DEFAULT_NORM, ResBlock, UpConcat
@@ -74,7 +75,7 @@ def _run_blocks(blocks: nn.Sequential, x: Tensor, with_cp: bool) -> Tensor:
 
 
 @MODELS.register_module()
-class ResUNetEncoder(BaseModule):
+class ResUNetEncoder(ShapeContract, BaseModule):
     """Residual U-Net encoder (STU-Net scaling): a pyramid of stage outputs, finest first.
 
     Args:
@@ -156,12 +157,24 @@ class ResUNetEncoder(BaseModule):
         return nn.Sequential(*blocks)
 
     @property
+    def out_channels(self) -> Tuple[int, ...]:
+        """Channels of every returned stage (the shape contract)."""
+        return tuple(self.widths)
+
+    @property
+    def out_strides(self) -> Tuple[Tuple[int, ...], ...]:
+        """Absolute per-axis stride of every returned stage (the shape contract); the
+        ``strides`` argument and attribute are the per-stage relative ones."""
+        out, total = [], [1] * self.spatial_dims
+        for stride in self.strides:
+            total = [t * s for t, s in zip(total, stride)]
+            out.append(tuple(total))
+        return tuple(out)
+
+    @property
     def total_stride(self) -> Tuple[int, ...]:
         """Per-axis product of the strides (input sizes must be multiples of it)."""
-        out = [1] * self.spatial_dims
-        for stride in self.strides:
-            out = [o * s for o, s in zip(out, stride)]
-        return tuple(out)
+        return self.out_strides[-1]
 
     def forward(self, x: Tensor) -> Tuple[Tensor, ...]:
         """``(N, C_in, *spatial)`` -> one map per stage, ``(N, widths[i], *spatial / 2^i)``."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from densekit.backbones.contract import FullResolutionBody
 from densekit.layers import ConvNormAct
 from densekit.registry import MODELS
 from densekit.tasks.restoration.models.common import check_positive
@@ -57,7 +58,7 @@ class _Cascade(nn.Module):
 
 
 @MODELS.register_module()
-class CARNBody(nn.Module):
+class CARNBody(FullResolutionBody, nn.Module):
     """CARN feature extractor (entry conv and the block-level cascade).
 
     Args:
@@ -91,7 +92,7 @@ class CARNBody(nn.Module):
                 units = [_ResidualUnit(channels, groups) for _ in range(num_units)]
             blocks.append(_Cascade(channels, units))
         self.cascade = _Cascade(channels, blocks)
-        self.out_channels = channels
+        self.out_channels = (channels,)
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
         return self.cascade(self.entry(x))

@@ -15,6 +15,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from densekit.backbones.contract import FullResolutionBody
 from densekit.registry import MODELS
 from densekit.tasks.restoration.models.common import check_positive
 from densekit.tasks.restoration.models.mefc import EXPERTS, MEFC
@@ -28,7 +29,7 @@ def _stage(dim: int, depth: int, heads: int, expansion: float, bias: bool) -> nn
 
 
 @MODELS.register_module()
-class DRSformer(nn.Module):
+class DRSformer(FullResolutionBody, nn.Module):
     """DRSformer body (everything but the output conv).
 
     Args:
@@ -90,7 +91,7 @@ class DRSformer(nn.Module):
         self.dec1 = _stage(widths[1], num_blocks[0], heads[0], e, b)
         self.refine = _stage(widths[1], num_refinement_blocks, heads[0], e, b)
         self.mefc_out = MEFC(widths[1], mefc_steps, mefc_experts) if mefc else nn.Identity()
-        self.out_channels = widths[1]
+        self.out_channels = (widths[1],)
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
         if x.shape[-2] % 8 or x.shape[-1] % 8:

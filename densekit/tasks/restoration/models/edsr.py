@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 from torch import Tensor, nn
 
+from densekit.backbones.contract import FullResolutionBody
 from densekit.registry import MODELS
 from densekit.tasks.restoration.models.common import ResBlock, check_positive, check_scale
 
@@ -19,7 +20,7 @@ __all__ = ['EDSRBody']
 
 
 @MODELS.register_module()
-class EDSRBody(nn.Module):
+class EDSRBody(FullResolutionBody, nn.Module):
     """EDSR feature extractor: conv, residual blocks, conv, long skip.
 
     Args:
@@ -66,7 +67,7 @@ class EDSRBody(nn.Module):
 
         self.blocks = nn.Sequential(*[block() for _ in range(num_blocks)])
         self.conv_body = nn.Conv2d(channels, channels, 3, padding=1)
-        self.out_channels = channels
+        self.out_channels = (channels,)
 
     def forward(self, x: Tensor, scale: Optional[int] = None) -> Tensor:  # noqa: D102
         feat = self.conv_first(x)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from densekit.backbones.contract import FullResolutionBody
 from densekit.layers import ConvNormAct
 from densekit.registry import MODELS
 from densekit.tasks.restoration.models.common import check_positive
@@ -24,7 +25,7 @@ def _conv_prelu(cin: int, cout: int, k: int) -> ConvNormAct:
 
 
 @MODELS.register_module()
-class FSRCNNBody(nn.Module):
+class FSRCNNBody(FullResolutionBody, nn.Module):
     """FSRCNN feature extraction, shrinking, mapping and expanding.
 
     Args:
@@ -45,7 +46,7 @@ class FSRCNNBody(nn.Module):
         self.shrink = _conv_prelu(d, s, 1)
         self.mapping = nn.Sequential(*[_conv_prelu(s, s, 3) for _ in range(m)])
         self.expand = _conv_prelu(s, d, 1)
-        self.out_channels = d
+        self.out_channels = (d,)
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
         return self.expand(self.mapping(self.shrink(self.extract(x))))

@@ -11,6 +11,7 @@ from typing import Sequence
 
 from torch import Tensor, nn
 
+from densekit.backbones.contract import FullResolutionBody
 from densekit.layers import ConvNormAct
 from densekit.registry import MODELS
 from densekit.tasks.restoration.models.common import ResBlock, check_positive
@@ -19,7 +20,7 @@ __all__ = ['ResUNet']
 
 
 @MODELS.register_module()
-class ResUNet(nn.Module):
+class ResUNet(FullResolutionBody, nn.Module):
     """Residual U-Net body.
 
     Args:
@@ -56,7 +57,7 @@ class ResUNet(nn.Module):
         self.decoders = nn.ModuleList(
             nn.Sequential(*[ResBlock(c) for _ in range(d)])
             for c, d in zip(channels[:-1], depth[:-1]))
-        self.out_channels = channels[0]
+        self.out_channels = (channels[0],)
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
         if x.shape[-2] % self.size_divisor or x.shape[-1] % self.size_divisor:

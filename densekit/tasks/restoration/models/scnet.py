@@ -13,6 +13,7 @@ from typing import List
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densekit.backbones.contract import FullResolutionBody
 from densekit.registry import MODELS
 from densekit.tasks.restoration.models.common import check_positive, check_scale
 
@@ -76,7 +77,7 @@ def _check_channels(channels: int) -> int:
 
 
 @MODELS.register_module()
-class SCNetBody(nn.Module):
+class SCNetBody(FullResolutionBody, nn.Module):
     """SCNet feature extractor.
 
     Args:
@@ -97,7 +98,7 @@ class SCNetBody(nn.Module):
         _init_small(self.conv_first)
         self.act = nn.LeakyReLU(0.1, inplace=True)
         self.blocks = nn.Sequential(*[_ShiftBlock(channels) for _ in range(num_blocks)])
-        self.out_channels = channels
+        self.out_channels = (channels,)
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
         return self.blocks(self.act(self.conv_first(x)))
