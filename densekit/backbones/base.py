@@ -28,7 +28,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from densekit.backbones.contract import ShapeContract
+from densekit.backbones.contract import ShapeContract, as_stride_tuples
 from densekit.layers import ConvNormAct, LayerFactory, check_spatial_dims
 
 __all__ = ['PyramidBackbone']
@@ -171,7 +171,7 @@ class PyramidBackbone(ShapeContract, BaseModule):
     def out_strides(self) -> Tuple[Tuple[int, ...], ...]:
         """Per-axis strides of the returned levels (the shape contract of
         :mod:`densekit.backbones.contract`)."""
-        return tuple((s,) * self.spatial_dims for s in self.strides)
+        return as_stride_tuples(self.strides, self.spatial_dims)
 
     @property
     def total_stride(self) -> Tuple[int, ...]:

@@ -13,8 +13,8 @@ restoration bodies) tells its consumers what it returns through two attributes:
 
 ``feature_info()`` gives the same in the list-of-dicts form timm users know
 (``num_chs``, ``reduction``), and :func:`expected_sizes` the spatial size range of every level
-for a given input. Necks and heads take ``in_channels='auto'`` where the task wrapper fills
-them from ``out_channels`` (see :func:`resolve_auto_channels`).
+for a given input. Necks and heads take ``in_channels='auto'``: densekit's registry build
+fills them from ``out_channels`` (see :func:`fill_auto_channels`).
 """
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ def as_stride_tuples(strides: Sequence[Any], spatial_dims: int) -> StrideTuples:
         else:
             t = tuple(int(v) for v in s)
             if len(t) != spatial_dims:
-                raise ValueError(f'stride {s!r} has {len(t)} axes, expected {spatial_dims}')
+                raise ValueError(f'strides: {s!r} has {len(t)} axes, expected one int or '
+                                 f'{spatial_dims} per-axis ints')
             out.append(t)
     return tuple(out)
 

@@ -13,7 +13,7 @@ from typing import Any, List, Sequence, Tuple, Union
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from densekit.backbones.contract import ShapeContract
+from densekit.backbones.contract import ShapeContract, as_stride_tuples
 from densekit.layers import ConvNormAct
 from densekit.registry import MODELS
 
@@ -94,7 +94,7 @@ class HighResSkips(ShapeContract, BaseModule):
     @property
     def out_strides(self) -> Tuple[Tuple[int, ...], ...]:
         """Per-axis strides of every returned level (the shape contract)."""
-        return tuple((s,) * self.spatial_dims for s in self.strides)
+        return as_stride_tuples(self.strides, self.spatial_dims)
 
     @property
     def total_stride(self) -> Tuple[int, ...]:

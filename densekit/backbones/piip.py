@@ -37,7 +37,7 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule, ModuleList
 from torch import nn
 
-from densekit.backbones.contract import ShapeContract
+from densekit.backbones.contract import ShapeContract, as_stride_tuples
 from densekit.backbones.piip_adapters import PIIPBranchAdapter, build_piip_adapter
 from densekit.layers import ConvNormAct
 from densekit.necks.piip_interaction import PIIPInteraction, check_interaction_width
@@ -47,7 +47,7 @@ _INTERACTION_KEYS = ('num_heads', 'num_points', 'value_ratio', 'ffn_ratio', 'dro
                      'norm_eps')
 PYRAMID_STRIDES = (4, 8, 16, 32)
 #: the same per axis (the shape contract of densekit.backbones.contract)
-PYRAMID_OUT_STRIDES = tuple((s, s) for s in PYRAMID_STRIDES)
+PYRAMID_OUT_STRIDES = as_stride_tuples(PYRAMID_STRIDES, 2)
 MERGE_STRIDE = 16
 
 
