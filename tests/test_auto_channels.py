@@ -90,4 +90,19 @@ def test_head_in_index_int_and_auxiliary_list() -> None:
 def test_unset_auto_left_alone() -> None:
     cfg = dict(backbone=dict(type='x'), neck=dict(type='y', in_channels=[1, 2]))
     assert not wants_auto_channels(cfg)
-    assert not wants_auto_channels(dict(neck=dict(in_channels='auto')))
+
+
+def test_auto_without_backbone_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="neck: in_channels='auto' needs a backbone"):
+        wants_auto_channels(dict(neck=dict(type='y', in_channels='auto')))
+
+
+def test_auto_with_in_index_out_of_range_names_the_head() -> None:
+    init_default_scope('densekit')
+    cfg = _model_cfg('segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py')
+    cfg.pop('neck')
+    cfg['decode_head'] = dict(type='mmseg.FCNHead', in_channels='auto', in_index=4,
+                              channels=8, num_convs=1, num_classes=7)
+    with pytest.raises(ValueError, match=r"decode_head: in_channels='auto' with in_index=4, "
+                                         r'but what feeds it returns 4 levels'):
+        MODELS.build(cfg)

@@ -98,12 +98,22 @@ PROBE_SIZE = 64
 
 
 def wants_auto_channels(cfg: Any) -> bool:
-    """Whether a model config has a backbone and a neck or head with ``in_channels='auto'``."""
-    if not isinstance(cfg, dict) or not isinstance(cfg.get('backbone'), dict):
+    """Whether a model config has a neck or head with ``in_channels='auto'`` to fill.
+
+    Raises:
+        ValueError: ``'auto'`` is asked for but the config has no ``backbone`` dict to fill
+            it from (the part would otherwise fail deep inside its constructor).
+    """
+    if not isinstance(cfg, dict):
         return False
-    parts = [cfg.get(k) for k in AUTO_KEYS_NECK + AUTO_KEYS_HEAD]
-    parts = [p for part in parts for p in (part if isinstance(part, list) else [part])]
-    return any(isinstance(p, dict) and p.get('in_channels') == 'auto' for p in parts)
+    parts = [(k, cfg.get(k)) for k in AUTO_KEYS_NECK + AUTO_KEYS_HEAD]
+    auto = [k for k, part in parts
+            for p in (part if isinstance(part, list) else [part])
+            if isinstance(p, dict) and p.get('in_channels') == 'auto']
+    if auto and not isinstance(cfg.get('backbone'), dict):
+        raise ValueError(f"{auto[0]}: in_channels='auto' needs a backbone config to fill it "
+                         f"from, but the model config has backbone={cfg.get('backbone')!r}")
+    return bool(auto)
 
 
 def _with(cfg: Dict[str, Any], **updates: Any) -> Dict[str, Any]:
@@ -139,7 +149,13 @@ def _head_channels(key: str, head: Dict[str, Any], channels: List[int], registry
     and a single level (a restoration body) gives one int."""
     index = head['in_index'] if 'in_index' in head else _default_in_index(head, registry)
     if index is not None:
-        return [channels[i] for i in index] if isinstance(index, (list, tuple)) \
+        picks = list(index) if isinstance(index, (list, tuple)) else [index]
+        n = len(channels)
+        bad = [i for i in picks if not isinstance(i, int) or not -n <= i < n]
+        if bad:
+            raise ValueError(f"{key}: in_channels='auto' with in_index={index!r}, but what feeds "
+                             f'it returns {len(channels)} levels (channels {channels})')
+        return [channels[i] for i in picks] if isinstance(index, (list, tuple)) \
             else channels[index]
     if len(channels) == 1 or (key in ('bbox_head', 'rpn_head') and len(set(channels)) == 1):
         return channels[0]
