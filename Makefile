@@ -6,7 +6,7 @@ TASK    ?= all
 
 .PHONY: demo test test-avx2 test-all lint bench clean-venv
 
-$(STAMP): pyproject.toml tools/setup_env.sh
+$(STAMP): pyproject.toml setup.py tools/setup_env.sh
 	VENV=$(VENV) bash tools/setup_env.sh
 	@touch $@
 

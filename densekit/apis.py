@@ -16,13 +16,15 @@ from mmengine.runner import Runner
 
 from densekit.distributed import prepare_distributed
 from densekit.fileio import atomic_write_text
+from densekit.packaged import resolve_config
 
 ConfigLike = Union[str, os.PathLike, Config]
 
 
 def load_config(config: ConfigLike, cfg_options: Optional[dict] = None,
                 work_dir: Optional[str] = None) -> Config:
-    """Load ``config`` (path or Config), merge ``cfg_options`` and settle ``work_dir``.
+    """Load ``config`` (a path, a ``densekit::<task>/<file>.py`` name or a Config), merge
+    ``cfg_options`` and settle ``work_dir``.
 
     The work dir follows OpenMMLab's precedence: the argument, then ``cfg.work_dir``, then
     ``./work_dirs/<config name>``.
@@ -34,7 +36,7 @@ def load_config(config: ConfigLike, cfg_options: Optional[dict] = None,
         cfg = config.copy()
         name = cfg.filename and osp.splitext(osp.basename(cfg.filename))[0] or 'config'
     else:
-        path = os.fspath(config)
+        path = resolve_config(config)
         if not osp.isfile(path):
             raise FileNotFoundError(f'config file {path!r} does not exist')
         cfg = Config.fromfile(path)

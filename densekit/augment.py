@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
-import albumentations as A
 import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
 from mmseg.models.data_preprocessor import SegDataPreProcessor
 from torch import Tensor, nn
 
+from densekit.lazy import lazy_module
 from densekit.registry import MODELS, TRANSFORMS
+
+A = lazy_module('albumentations')
 
 __all__ = ['Albu', 'KorniaBatchAugment', 'KorniaSegDataPreProcessor']
 

@@ -16,10 +16,14 @@ from typing import Any, Optional, Sequence
 
 VERSION = '0.1.0'
 DEMO_TASKS = ('seg', 'sr', 'derain', 'det', 'medical')  # densekit.demo.STAGES, in order
+CONFIG_HELP = ('config file path, or a packaged config by name: densekit::<task>/<file>.py '
+               '(densekit configs lists them)')
 
 EPILOG = """examples:
   densekit demo --task seg
   densekit train configs/segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py --work-dir work_dirs/fpn
+  densekit train densekit::restoration/fsrcnn_x2_cpu_photos.py   # a packaged config by name
+  densekit configs segmentation                   # list the packaged configs
   densekit train CONFIG --resume                  # continue from work_dir/last_checkpoint
   densekit test CONFIG work_dirs/fpn/iter_800.pth --show-dir work_dirs/fpn/pictures
   densekit infer CONFIG CKPT 'photos/*.png' --out predictions/
@@ -82,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description='Train with an mmengine Runner; logs and checkpoints go to '
                                    'the work dir. Checkpoints are written atomically and '
                                    'loaded safely (weights_only).')
-    p.add_argument('config', help='config file path')
+    p.add_argument('config', help=CONFIG_HELP)
     p.add_argument('--work-dir', help='directory for logs and checkpoints '
                                       '(default: ./work_dirs/<config name>)')
     p.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CKPT',
@@ -104,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser('test', help='evaluate a checkpoint on the config\'s test split',
                        description='Evaluate CHECKPOINT with the config\'s test evaluator.')
-    p.add_argument('config', help='config file path')
+    p.add_argument('config', help=CONFIG_HELP)
     p.add_argument('checkpoint', help='checkpoint file')
     p.add_argument('--work-dir', help='directory for the evaluation log')
     p.add_argument('--out', help='write metrics as JSON (or raw predictions with a .pkl name)')
@@ -118,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    'globs). A bad input is reported and skipped; the exit '
                                    'status is 1 if any input failed or any pattern matched '
                                    'nothing. Inputs are never overwritten.')
-    p.add_argument('config', help='config file path')
+    p.add_argument('config', help=CONFIG_HELP)
     p.add_argument('checkpoint', help='checkpoint file')
     p.add_argument('inputs', nargs='+', metavar='INPUT', help='image file, folder or glob')
     p.add_argument('--out', required=True, help='output directory')
@@ -151,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    '(see densekit.export). --verify compares onnxruntime with '
                                    'PyTorch on another size; the exit status is 1 when the '
                                    'difference exceeds the bound. Needs the deploy extra.')
-    p.add_argument('config', help='config file path')
+    p.add_argument('config', help=CONFIG_HELP)
     p.add_argument('checkpoint', help='checkpoint file')
     p.add_argument('--out', required=True, help='the .onnx file to write')
     p.add_argument('--opset', type=int, default=17, help='ONNX opset (default 17)')
@@ -215,6 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    'pictures; writes work_dirs/demo/summary.json.')
     p.add_argument('--task', choices=[*DEMO_TASKS, 'all'], default='all')
     p.add_argument('--work-dir', default='work_dirs/demo')
+    p.add_argument('--budget', type=int, default=None, metavar='SECONDS',
+                   help="every stage's training time budget (default: each stage's own, "
+                        'which gives the README numbers)')
     p.add_argument('--data-root', default='data', help='where built-in data is generated')
     _add_check_data_parser(sub)
     _add_tool_parsers(sub)
@@ -230,10 +237,17 @@ def _add_tool_parsers(sub: Any) -> None:
                                    "counts and densekit's fast-path state.")
     p.add_argument('--json', action='store_true', help='print JSON instead of a table')
 
+    p = sub.add_parser('configs', help='list the configs that ship with densekit',
+                       description='Print the packaged configs as densekit::<task>/<file>.py '
+                                   'names, which every command that takes a config accepts.')
+    p.add_argument('task', nargs='?', default='',
+                   help='only this folder (segmentation, detection, restoration, medical3d)')
+    p.add_argument('--paths', action='store_true', help='print the file paths instead')
+
     p = sub.add_parser('flops', help="parameters and FLOPs per module of a config's model",
                        description='Count parameters and FLOPs (multiply-adds, mmengine '
                                    'FlopAnalyzer) per module on one input of --shape.')
-    p.add_argument('config', help='config file path')
+    p.add_argument('config', help=CONFIG_HELP)
     p.add_argument('--shape', type=int, nargs='+', metavar='N',
                    help='input size: H W for images, H W D for volumes (default: the '
                         "config's crop / patch size)")
@@ -257,7 +271,7 @@ def _add_tool_parsers(sub: Any) -> None:
                                    'per-class AP and precision-recall curves; medical: '
                                    'per-case Dice/HD95 CSV; sr/derain: per-image PSNR/SSIM CSV '
                                    'and zoomed crops. The checkpoint is loaded strictly.')
-    p.add_argument('config', help='config file path')
+    p.add_argument('config', help=CONFIG_HELP)
     p.add_argument('checkpoint', help='checkpoint file')
     p.add_argument('--out', default='analysis', help='output directory (default analysis/)')
     p.add_argument('--split', choices=['test', 'val', 'train'], default='test',
@@ -269,7 +283,7 @@ def _add_tool_parsers(sub: Any) -> None:
                        description='Draw NUM samples of SPLIT after the pipeline (augmentations '
                                    'included): labels, boxes or the LQ/GT pair; volumes as three '
                                    'orthogonal slices.')
-    p.add_argument('config', help='config file path')
+    p.add_argument('config', help=CONFIG_HELP)
     p.add_argument('--out', required=True, help='output directory')
     p.add_argument('--num', type=int, default=8, help='how many pictures (default 8)')
     p.add_argument('--split', choices=['train', 'val', 'test'], default='train',
@@ -287,7 +301,7 @@ def _add_check_data_parser(sub: Any) -> None:
                                    'pairs, sizes, COCO annotations, NIfTI grids, LQ/GT scale, '
                                    'unreadable files. Prints each finding with its fix; exit '
                                    'status 1 on errors (warnings alone pass).')
-    p.add_argument('config', help='config file path')
+    p.add_argument('config', help=CONFIG_HELP)
     p.add_argument('--split', choices=['train', 'val', 'test'], default='train',
                    help='which dataloader\'s dataset to check (default train)')
     p.add_argument('--out', metavar='REPORT.json', help='also write the findings as JSON')
@@ -367,7 +381,8 @@ def _run(args: argparse.Namespace) -> int:
         run_suites(args.suite, repeats=args.repeats, quick=args.quick, only=args.only)
     elif args.command == 'demo':
         from densekit.demo import run_demo
-        run_demo(args.task, work_dir=args.work_dir, data_root=args.data_root)
+        run_demo(args.task, work_dir=args.work_dir, data_root=args.data_root,
+                 budget_s=args.budget)
     elif args.command == 'check-data':
         return _run_check_data(args)
     elif args.command == 'plan':
@@ -424,7 +439,14 @@ def _run_tool(args: argparse.Namespace) -> int:
     """The commands of densekit.analysis (imported here, not at parser time)."""
     import json
 
-    if args.command == 'env':
+    if args.command == 'configs':
+        from densekit.packaged import list_configs, resolve_config
+        names = list_configs(args.task)
+        if not names:
+            raise ValueError(f'no packaged configs under task {args.task!r}')
+        for name in names:
+            print(resolve_config(name) if args.paths else name)
+    elif args.command == 'env':
         from densekit.analysis.env import collect_env, format_env
         env = collect_env()
         print(json.dumps(env, indent=2) if args.json else format_env(env))

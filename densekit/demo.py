@@ -12,15 +12,31 @@ import json
 import os.path as osp
 import time
 from pathlib import Path
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import torch
 from mmengine.config import Config
 
+from densekit.errors import positive_int
 from densekit.fileio import atomic_write_text
+from densekit.packaged import config_root
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO_ROOT / 'configs'
+CONFIG_DIR = config_root()  # the checkout's configs/ or the installed package data
+
+
+_BUDGET_OVERRIDE: Optional[int] = None  # run_demo(budget_s=...) while the tour runs
+
+
+def stage_budget(cpu_s: int, gpu_s: int) -> int:
+    """A stage's training time budget in seconds: ``gpu_s`` with a GPU, else ``cpu_s``, unless
+    :func:`run_demo` was given ``budget_s`` (``densekit demo --budget``)."""
+    if _BUDGET_OVERRIDE is not None:
+        return _BUDGET_OVERRIDE
+    return gpu_s if torch.cuda.is_available() else cpu_s
+
+
+def _budget_text(budget_s: int) -> str:
+    return f'{budget_s // 60} min' if budget_s >= 60 else f'{budget_s} s'
 
 
 def _banner(text: str) -> None:
@@ -63,9 +79,9 @@ def stage_seg(work_dir: Path, data_root: Path) -> Dict[str, float]:
     """Segmentation: Semantic FPN on synthetic shapes; mIoU plus prediction pictures."""
     from densekit.tasks.segmentation import generate_shapes_dataset
 
-    budget_s = 360 if not torch.cuda.is_available() else 120
+    budget_s = stage_budget(360, 120)
     _banner(f'seg: Semantic FPN (densekit.FPN + FPNHead) on built-in shapes; time budget '
-            f'{budget_s // 60} min training + ~1 min evaluation ({_device_note()})')
+            f'{_budget_text(budget_s)} training + ~1 min evaluation ({_device_note()})')
     shapes = generate_shapes_dataset(data_root / 'shapes', num_train=1000, num_val=40)
     runner, metrics, checkpoint = train_and_evaluate(
         'segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py', work_dir, budget_s,
@@ -80,9 +96,9 @@ def stage_det(work_dir: Path, data_root: Path) -> Dict[str, float]:
     """Detection: RetinaNet + densekit.FPN on synthetic shapes; COCO bbox mAP plus pictures."""
     from densekit.tasks.detection import generate_detection_dataset
 
-    budget_s = 600 if not torch.cuda.is_available() else 120
+    budget_s = stage_budget(600, 120)
     _banner(f'det: RetinaNet + densekit.FPN on built-in shapes (COCO json); time budget '
-            f'{budget_s // 60} min training + ~1 min evaluation ({_device_note()})')
+            f'{_budget_text(budget_s)} training + ~1 min evaluation ({_device_note()})')
     coco = generate_detection_dataset(data_root / 'shapes_coco', num_train=300, num_val=50)
     ann = str(coco / 'annotations' / 'instances_val.json')
     runner, metrics, checkpoint = train_and_evaluate(
@@ -134,16 +150,29 @@ def format_summary(summary: Dict[str, dict]) -> str:
     return '\n'.join(lines)
 
 
-def run_demo(task: str = 'all', work_dir: str = 'work_dirs/demo', data_root: str = 'data'
-             ) -> Dict[str, dict]:
+def run_demo(task: str = 'all', work_dir: str = 'work_dirs/demo', data_root: str = 'data',
+             budget_s: Optional[int] = None) -> Dict[str, dict]:
     """Run one stage or all of them and return the summary.
 
+    ``budget_s`` replaces every stage's training time budget (a quick look; the metrics of a
+    short budget are not the README's).
+
     Raises:
-        ValueError: For an unknown task name.
+        ValueError: For an unknown task name or a budget that is not a positive int.
     """
+    global _BUDGET_OVERRIDE
     if task != 'all' and task not in STAGES:
         raise ValueError(f'unknown demo task {task!r}; choose from {sorted(STAGES)} or all')
-    root = Path(work_dir)
+    if budget_s is not None:
+        positive_int(budget_s, 'budget_s')
+    previous, _BUDGET_OVERRIDE = _BUDGET_OVERRIDE, budget_s
+    try:
+        return _run_stages(task, Path(work_dir), data_root)
+    finally:
+        _BUDGET_OVERRIDE = previous
+
+
+def _run_stages(task: str, root: Path, data_root: str) -> Dict[str, dict]:
     names = list(STAGES) if task == 'all' else [task]
     print(f'densekit demo: stages {names}, work dir {root}, data in {data_root}', flush=True)
     summary: Dict[str, dict] = {}

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Dict
 
 import cv2
-import nibabel as nib
 import numpy as np
 import torch
 from mmengine.config import Config
 
 from densekit.fileio import atomic_write_bytes
+from densekit.lazy import lazy_module
+
+nib = lazy_module('nibabel')
 
 CONFIG = 'medical3d/resunet-tiny_1xb2-phantoms-48x48x48.py'
 CPU_BUDGET_S = 420
@@ -27,12 +29,13 @@ GPU_BUDGET_S = 120
 
 def stage_medical(work_dir: Path, data_root: Path) -> Dict[str, float]:
     """Medical 3D: residual U-Net on phantoms; mean foreground Dice plus a segmented NIfTI."""
-    from densekit.demo import _banner, _device_note
+    from densekit.demo import _banner, _budget_text, _device_note, stage_budget
 
     gpu = torch.cuda.is_available()
-    budget_s = GPU_BUDGET_S if gpu else CPU_BUDGET_S
+    budget_s = stage_budget(CPU_BUDGET_S, GPU_BUDGET_S)
     _banner(f'medical: residual 3D U-Net on built-in MR phantoms; time budget '
-            f'{budget_s // 60} min training + ~1 min evaluation and inference ({_device_note()})')
+            f'{_budget_text(budget_s)} training + ~1 min evaluation and inference '
+            f'({_device_note()})')
     threads = torch.get_num_threads()
     if not gpu and _busy():
         # OpenMP threads of competing jobs stall each other: one thread trains 4-6x faster

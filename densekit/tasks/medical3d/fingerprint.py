@@ -25,12 +25,14 @@ import zlib
 from collections import Counter
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import nibabel as nib
 import numpy as np
 
+from densekit.lazy import lazy_module
 from densekit.tasks.medical3d.dataset import MissingImages, read_dataset_json
 from densekit.tasks.medical3d.nifti import read_case
 from densekit.tasks.medical3d.preprocess import to_canonical, voxel_spacing
+
+nib = lazy_module('nibabel')
 
 __all__ = ['FOREGROUND_SAMPLES', 'DatasetProblems', 'case_fingerprint', 'fingerprint_dataset',
            'intensity_statistics']

@@ -30,9 +30,11 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
-from scipy.ndimage import binary_erosion, distance_transform_edt, generate_binary_structure
 
+from densekit.lazy import lazy_module
 from densekit.registry import METRICS
+
+ndimage = lazy_module('scipy.ndimage')
 
 __all__ = ['dice_score', 'hd95', 'surface', 'MedicalSegMetric']
 
@@ -62,8 +64,8 @@ def dice_score(pred: ArrayLike, gt: ArrayLike) -> float:
 def surface(mask: np.ndarray) -> np.ndarray:
     """Surface voxels: ``mask`` minus its 6-connected erosion (outside = background)."""
     mask = mask.astype(bool)
-    structure = generate_binary_structure(mask.ndim, 1)
-    return mask & ~binary_erosion(mask, structure=structure, border_value=0)
+    structure = ndimage.generate_binary_structure(mask.ndim, 1)
+    return mask & ~ndimage.binary_erosion(mask, structure=structure, border_value=0)
 
 
 def _directed(src: np.ndarray, dst: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
@@ -72,7 +74,7 @@ def _directed(src: np.ndarray, dst: np.ndarray, spacing: Sequence[float]) -> np.
     lo = [int(a.min()) for a in np.nonzero(both)]
     hi = [int(a.max()) + 1 for a in np.nonzero(both)]
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
-    dist = distance_transform_edt(~dst[box], sampling=spacing)
+    dist = ndimage.distance_transform_edt(~dst[box], sampling=spacing)
     return dist[src[box]]
 
 

@@ -21,10 +21,12 @@ import re
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
-import nibabel as nib
 import numpy as np
 
 from densekit.fileio import atomic_write_bytes
+from densekit.lazy import lazy_module
+
+nib = lazy_module('nibabel')
 
 __all__ = ['NIFTI_SUFFIXES', 'channel_files', 'case_id', 'read_case', 'write_labels', 'Case',
            'load_nifti', 'case_from_image', 'labels_image']

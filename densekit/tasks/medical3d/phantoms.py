@@ -30,12 +30,14 @@ import json
 from pathlib import Path
 from typing import Dict, List, Tuple, Union
 
-import nibabel as nib
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 from densekit.fileio import atomic_write_bytes, atomic_write_text
+from densekit.lazy import lazy_module
 from densekit.tasks.medical3d.nifti import write_labels
+
+nib = lazy_module('nibabel')
+ndimage = lazy_module('scipy.ndimage')
 
 __all__ = ['generate_phantoms', 'make_phantom', 'PHANTOM_LABELS', 'PHANTOM_CHANNELS']
 
@@ -123,7 +125,7 @@ def make_phantom(rng: np.random.Generator, fov_mm: Tuple[float, float, float] = 
     tissue = np.where(label > 0, label + 1, body.astype(np.uint8))
     coeffs = rng.normal(0, 0.15, 6)
     if modality == 'ct':
-        image = gaussian_filter(_HU[tissue], sigma=0.6)[None]
+        image = ndimage.gaussian_filter(_HU[tissue], sigma=0.6)[None]
         image += rng.normal(0, 12.0, image.shape).astype(np.float32)
         return image.astype(np.float32), label, affine
     image = _TISSUE[tissue].transpose(3, 0, 1, 2).copy()  # (2, X, Y, Z)
@@ -132,7 +134,7 @@ def make_phantom(rng: np.random.Generator, fov_mm: Tuple[float, float, float] = 
                   coeffs[3] * w[..., 0] * w[..., 1] + coeffs[4] * w[..., 2] ** 2 +
                   coeffs[5] * w[..., 0] ** 2).astype(np.float32)
     for c in range(2):
-        image[c] = gaussian_filter(image[c], sigma=0.6) * bias
+        image[c] = ndimage.gaussian_filter(image[c], sigma=0.6) * bias
         image[c] += rng.normal(0, 0.045, image[c].shape).astype(np.float32)
     return (image * 1000).astype(np.float32), label, affine
 

@@ -16,7 +16,10 @@ import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import ndimage
+
+from densekit.lazy import lazy_module
+
+ndimage = lazy_module('scipy.ndimage')
 
 __all__ = ['keep_largest_component', 'decide_postprocessing', 'load_postprocessing']
 

@@ -30,9 +30,11 @@ from typing import Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from nibabel.orientations import apply_orientation, axcodes2ornt, io_orientation, ornt_transform
 
+from densekit.lazy import lazy_module
 from densekit.tasks.medical3d.nifti import Case
+
+nib = lazy_module('nibabel')
 
 __all__ = ['Preprocessor', 'PreprocessMeta', 'normalize_channel', 'scheme_for_channel',
            'voxel_spacing', 'to_canonical', 'from_canonical']
@@ -97,21 +99,24 @@ def to_canonical(data: np.ndarray, affine: np.ndarray) -> Tuple[np.ndarray, np.n
         ``(data, ornt)``: the array ``(..., Z, Y, X)`` and the orientation used (for the way
         back with :func:`from_canonical`).
     """
-    ornt = io_orientation(affine)
+    orient = nib.orientations
+    ornt = orient.io_orientation(affine)
     lead = data.ndim - 3
     out = data
     if lead:
-        out = np.stack([apply_orientation(c, ornt) for c in data.reshape(-1, *data.shape[-3:])])
+        out = np.stack([orient.apply_orientation(c, ornt)
+                        for c in data.reshape(-1, *data.shape[-3:])])
         out = out.reshape(*data.shape[:lead], *out.shape[-3:])
     else:
-        out = apply_orientation(data, ornt)
+        out = orient.apply_orientation(data, ornt)
     return np.ascontiguousarray(np.swapaxes(out, -1, -3)), ornt
 
 
 def from_canonical(data: np.ndarray, ornt: np.ndarray) -> np.ndarray:
     """Inverse of :func:`to_canonical` for a 3D array ``(Z, Y, X)``."""
-    back = ornt_transform(axcodes2ornt(('R', 'A', 'S')), ornt)
-    return np.ascontiguousarray(apply_orientation(np.swapaxes(data, 0, 2), back))
+    orient = nib.orientations
+    back = orient.ornt_transform(orient.axcodes2ornt(('R', 'A', 'S')), ornt)
+    return np.ascontiguousarray(orient.apply_orientation(np.swapaxes(data, 0, 2), back))
 
 
 @dataclass

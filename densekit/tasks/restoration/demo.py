@@ -17,18 +17,19 @@ import torch
 from mmengine.config import Config
 
 from densekit.fileio import atomic_write_bytes
+from densekit.packaged import config_root
 
 __all__ = ['stage_sr', 'stage_derain', 'evaluate_photos']
 
-CONFIGS = Path(__file__).resolve().parents[3] / 'configs' / 'restoration'
+CONFIGS = config_root() / 'restoration'
 SR_CONFIG = 'edsr_baseline_x2_cpu_photos.py'
 DERAIN_CONFIG = 'derain_resunet_cpu_rain.py'
 
 
 def _budget() -> Tuple[int, str]:
-    if torch.cuda.is_available():
-        return 90, 'GPU ' + torch.cuda.get_device_name(0)
-    return 180, 'CPU'
+    from densekit.demo import _device_note, stage_budget
+
+    return stage_budget(180, 90), _device_note()
 
 
 def _prepare(config: str, work_dir: Path, data_root: Path, budget_s: int) -> Config:
@@ -108,10 +109,10 @@ def evaluate_photos(model: torch.nn.Module, data_list: List[dict], scale: int,
 def _train(config: str, work_dir: Path, data_root: Path, task: str, what: str
            ) -> Tuple[torch.nn.Module, dict, int]:
     from densekit import apis
-    from densekit.demo import _banner
+    from densekit.demo import _banner, _budget_text
 
     budget_s, device = _budget()
-    _banner(f'{task}: {what} on built-in photos; time budget {budget_s // 60} min training + '
+    _banner(f'{task}: {what} on built-in photos; time budget {_budget_text(budget_s)} training + '
             f'~1 min evaluation ({device})')
     cfg = _prepare(config, work_dir, data_root, budget_s)
     runner = apis.train(cfg)

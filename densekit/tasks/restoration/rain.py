@@ -15,7 +15,10 @@ from typing import Optional, Union
 
 import cv2
 import numpy as np
-from kornia.filters import get_motion_kernel2d
+
+from densekit.lazy import lazy_module
+
+kornia = lazy_module('kornia')
 
 __all__ = ['RainStyle', 'RAIN_PRESETS', 'rain_layer', 'add_rain']
 
@@ -64,7 +67,7 @@ def _streak_kernel(length: int, angle: float) -> np.ndarray:
     """kornia's motion kernel (a normalised line), scaled so a seed keeps its brightness."""
     size = length if length % 2 else length + 1
     # kornia's angle turns a horizontal line; rain falls 90 degrees from that, tilted by `angle`
-    kernel = get_motion_kernel2d(size, 90.0 + angle, 0.0)[0].numpy()
+    kernel = kornia.filters.get_motion_kernel2d(size, 90.0 + angle, 0.0)[0].numpy()
     return (kernel * size).astype(np.float32)
 
 
