@@ -197,7 +197,8 @@ class DepthwiseSeparableASPPHead(ASPPHead):
     Args:
         c1_in_channels: Channels of the low-level map (``inputs[0]``); 0 disables the skip.
         c1_channels: Channels the low-level map is projected to.
-        **kwargs: :class:`ASPPHead` arguments (``separable`` defaults to True).
+        **kwargs: :class:`ASPPHead` arguments (``separable`` defaults to True;
+            ``spatial_dims=3`` makes the skip, decoder and resize volumetric).
 
     Example:
         >>> head = DepthwiseSeparableASPPHead(c1_in_channels=4, c1_channels=4, in_channels=16,
