@@ -99,6 +99,7 @@ class ConvNormAct(nn.Module):
         if in_channels % groups or out_channels % groups:
             raise ValueError(f'groups={groups} must divide in_channels={in_channels} and '
                              f'out_channels={out_channels}')
+        padding_arg = padding  # kept as given: ConvModule's ``padding`` attribute is the argument
         kernel_size = as_tuple(kernel_size, spatial_dims, 'kernel_size', minimum=1)
         stride = as_tuple(stride, spatial_dims, 'stride', minimum=1)
         padding = as_tuple(padding, spatial_dims, 'padding', minimum=0)
@@ -116,7 +117,9 @@ class ConvNormAct(nn.Module):
                                 padding=padding, dilation=dilation, groups=groups,
                                 bias=self.with_bias, spec=conv_cfg)
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        # as mmcv's ConvModule: per-axis tuples, except ``padding``, which is the argument as
+        # given (``self.conv.padding`` is the per-axis tuple)
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding_arg
         self.dilation, self.groups = dilation, groups
         self.norm_name: Optional[str] = None
         if self.with_norm:

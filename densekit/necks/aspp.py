@@ -177,15 +177,17 @@ class ASPP(PeerCheckpointMixin, BaseModule):
         else:
             self.pool = self.image_pool = None
         self.aspp_modules = nn.ModuleList()
-        for rate in self.dilations:
+        # each branch gets the rate as written (an int stays an int, as mmcv's ConvModule
+        # reports ``padding``); check_rates has validated it
+        for rate, given in zip(self.dilations, dilations):
             if all(r == 1 for r in rate):
                 branch = ConvNormAct(self.spatial_dims, branch_in, channels, 1, **common)
             elif separable:
                 branch = SeparableConvNormAct(self.spatial_dims, branch_in, channels, 3,
-                                              padding=rate, dilation=rate, **common)
+                                              padding=given, dilation=given, **common)
             else:
-                branch = ConvNormAct(self.spatial_dims, branch_in, channels, 3, padding=rate,
-                                     dilation=rate, **common)
+                branch = ConvNormAct(self.spatial_dims, branch_in, channels, 3, padding=given,
+                                     dilation=given, **common)
             self.aspp_modules.append(branch)
         n_cat = len(self.dilations) + int(image_pool)
         self.bottleneck = ConvNormAct(self.spatial_dims, n_cat * channels, channels,
