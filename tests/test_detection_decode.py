@@ -346,7 +346,23 @@ def _random_maps(head, height: int, width: int, batch: int, seed: int, boxes: st
     return tuple(as32)
 
 
+def _no_tie_at_the_cut(head, cls_maps, test_cfg) -> None:
+    """The maps are a fair case: at each level's ``nms_pre`` cut the scores on either side
+    differ by more than float32 rounding. (Where they tie, torch.sort's order among equal
+    scores, which is unspecified, picks the pair that is kept; decode keeps the earlier one.)"""
+    cfg = head.test_cfg if test_cfg is None else test_cfg
+    for level in cls_maps:
+        for image in level:
+            logits = image.transpose(1, 2, 0).reshape(-1).astype(np.float64)
+            valid = np.sort(1.0 / (1.0 + np.exp(-logits)))[::-1]
+            valid = valid[valid > cfg.get('score_thr', 0)]
+            cut = cfg['nms_pre'] if cfg['nms_pre'] > 0 else valid.size + cfg['nms_pre']
+            if 0 < cut < valid.size:
+                assert valid[cut - 1] - valid[cut] > 1e-6, 'a tie at the nms_pre cut: reseed'
+
+
 def _mmdet_with_centerness(head, maps, metas, test_cfg=None):
+    _no_tie_at_the_cut(head, maps[0], test_cfg)
     cls_maps, box_maps, ctr_maps = ([torch.from_numpy(m) for m in group] for group in maps)
     with torch.no_grad():
         return head.predict_by_feat(cls_maps, box_maps, score_factors=ctr_maps,
