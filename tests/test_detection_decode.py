@@ -529,7 +529,8 @@ def test_fcos_numpy_detector_matches_mmdet_predict_on_the_export(tmp_path) -> No
     """End to end through the FCOS CPU config exported with export_onnx: numpy_detector
     (pipeline in cv2/numpy, decoding in numpy) against densekit's onnxruntime Predictor, which
     runs mmdet's test pipeline and ``model.predict`` (FCOSHead.predict_by_feat) around the same
-    graph; also what ``densekit infer --backend onnxruntime`` runs."""
+    graph (what ``densekit infer --backend onnxruntime`` runs), and against the PyTorch
+    Predictor (mmdet's ``model.predict`` with the PyTorch network)."""
     pytest.importorskip('onnxruntime', reason='onnxruntime (the deploy extra) is not installed')
     from densekit.export import export_onnx, numpy_detector
 
@@ -538,6 +539,7 @@ def test_fcos_numpy_detector_matches_mmdet_predict_on_the_export(tmp_path) -> No
     assert report.output_names[-4:] == ['ctr_0', 'ctr_1', 'ctr_2', 'ctr_3']
     reference = densekit.Predictor(str(FCOS_CONFIG), str(tmp_path / 'fcos.onnx'),
                                    backend='onnxruntime')
+    in_torch = densekit.Predictor(str(FCOS_CONFIG), ckpt, device='cpu')
     detector = numpy_detector(str(FCOS_CONFIG), str(tmp_path / 'fcos.onnx'))
     assert isinstance(detector.decoder, PointDecoder) and detector.decoder.score_thr == 0.05
     for height, width in ((97, 131), (200, 150)):  # upscaled and downscaled to 160
@@ -547,6 +549,19 @@ def test_fcos_numpy_detector_matches_mmdet_predict_on_the_export(tmp_path) -> No
         np.testing.assert_array_equal(got['labels'], want['labels'])
         np.testing.assert_allclose(got['boxes'], want['boxes'], rtol=0, atol=BOX_TOL)
         np.testing.assert_allclose(got['scores'], want['scores'], rtol=0, atol=SCORE_TOL)
+        # mmdet's model.predict all in PyTorch: the graph's outputs differ from PyTorch's
+        # within export's verify bound (1e-4), so boxes (points +- distances) move by about
+        # that and scores (a product of two sigmoids, slopes <= 1/4) by at most half of it;
+        # near-equal scores may swap places, hence matching each detection (box and label)
+        theirs = in_torch.predict(image)
+        assert len(theirs['boxes']) == len(got['boxes'])
+        distance = np.abs(got['boxes'][:, None] - theirs['boxes'][None]).max(-1)
+        distance[got['labels'][:, None] != theirs['labels'][None]] = np.inf
+        nearest = distance.argmin(1)
+        matched = distance[np.arange(len(distance)), nearest] <= BOX_TOL
+        assert matched.mean() >= 0.95
+        np.testing.assert_allclose(got['scores'][matched], theirs['scores'][nearest[matched]],
+                                   rtol=0, atol=5e-5)
     # a RetinaNet config does not fit the FCOS graph's outputs
     with pytest.raises(ValueError, match='do not fit'):
         numpy_detector(str(DET_CONFIG), str(tmp_path / 'fcos.onnx'))
