@@ -7,7 +7,8 @@ What is exported, per task family (``cfg.task``):
   the config sets ``bgr_to_rgb``); the mean/std normalisation is part of the graph.
 * ``det``: the network up to the raw head outputs (the same input as ``seg``); the outputs are
   the head's per-level maps, ``cls_0 ... cls_{L-1}``, ``box_0 ... box_{L-1}`` (and
-  ``ctr_*`` for FCOS-style heads). Box decoding and NMS stay outside the graph.
+  ``ctr_*`` for heads with a centerness branch: FCOS, ATSS). Box decoding and NMS stay
+  outside the graph (:func:`numpy_detector` does them in numpy).
 * ``sr`` / ``derain``: ``(N, 3, H, W)`` in [0, 1] -> the restored image (clamped to [0, 1]),
   as :meth:`densekit.Restorer.restore` computes it.
 * ``medical``: the per-window network: a preprocessed window ``(N, C, D, H, W)`` -> the
