@@ -7,7 +7,8 @@ What is exported, per task family (``cfg.task``):
   the config sets ``bgr_to_rgb``); the mean/std normalisation is part of the graph.
 * ``det``: the network up to the raw head outputs (the same input as ``seg``); the outputs are
   the head's per-level maps, ``cls_0 ... cls_{L-1}``, ``box_0 ... box_{L-1}`` (and
-  ``ctr_*`` for FCOS-style heads). Box decoding and NMS stay outside the graph.
+  ``ctr_*`` for heads with a centerness branch: FCOS, ATSS). Box decoding and NMS stay
+  outside the graph (:func:`numpy_detector` does them in numpy).
 * ``sr`` / ``derain``: ``(N, 3, H, W)`` in [0, 1] -> the restored image (clamped to [0, 1]),
   as :meth:`densekit.Restorer.restore` computes it.
 * ``medical``: the per-window network: a preprocessed window ``(N, C, D, H, W)`` -> the
@@ -523,15 +524,19 @@ def session_output_names(session: Any) -> List[str]:
 
 @dataclass
 class NumpyDetector:
-    """An exported one-stage anchor detector run without PyTorch or mmdet at call time.
+    """An exported one-stage detector (RetinaNet, ATSS, FCOS) run without PyTorch or mmdet at
+    call time.
 
     onnxruntime runs the backbone-to-head graph; the config's test pipeline (keep-ratio
-    resize, padding) is redone with cv2 and numpy, and :class:`AnchorDecoder` decodes and
-    runs NMS in numpy. Build it with :func:`numpy_detector`.
+    resize, padding) is redone with cv2 and numpy, and the head's decoder
+    (:class:`~densekit.tasks.detection.decode.AnchorDecoder` or
+    :class:`~densekit.tasks.detection.decode.PointDecoder`) decodes and runs NMS in numpy.
+    Build it with :func:`numpy_detector`.
 
     Attributes:
         session: The onnxruntime session of the ``.onnx`` file.
-        decoder: The head's box decoding and NMS.
+        decoder: The head's box decoding and NMS; the graph's ``ctr_*`` outputs go to it
+            when it has ``with_centerness``.
         scale: The test pipeline's keep-ratio ``Resize`` scale (None: no resize).
         pad_divisor: The data preprocessor's ``pad_size_divisor``.
         pad_pixel: The pixel value of the padding (the preprocessor pads normalised zeros,
@@ -576,22 +581,27 @@ class NumpyDetector:
         pixels, img_shape, factor = self.network_input(image)
         outputs = dict(zip(session_output_names(self.session),
                            self.session.run(None, {'input': pixels})))
-        levels = self.decoder.num_levels
-        return self.decoder.decode([outputs[f'cls_{i}'] for i in range(levels)],
-                                   [outputs[f'box_{i}'] for i in range(levels)],
-                                   img_shape, factor)
+        levels = range(self.decoder.num_levels)
+        centerness = [outputs[f'ctr_{i}'] for i in levels] if self.decoder.with_centerness \
+            else None
+        return self.decoder.decode([outputs[f'cls_{i}'] for i in levels],
+                                   [outputs[f'box_{i}'] for i in levels],
+                                   img_shape, factor, centerness)
 
 
 def numpy_detector(config: Any, onnx_path: str, threads: Optional[int] = None,
                    cfg_options: Optional[dict] = None) -> NumpyDetector:
     """A :class:`NumpyDetector` for ``onnx_path``, exported from ``config`` (an anchor head
-    with ``DeltaXYWHBBoxCoder``, e.g. RetinaNet). The config is read once, here.
+    with ``DeltaXYWHBBoxCoder`` such as RetinaNet or ATSS, or an ``FCOSHead``). The config is
+    read once, here.
 
     Raises:
-        ValueError: The config is not such a detector, or its test pipeline has a step other
-            than loading, keep-ratio resizing and packing.
+        ValueError: The config is not such a detector, its test pipeline has a step other
+            than loading, keep-ratio resizing and packing, or the graph's outputs do not fit
+            the head (centerness outputs for a head without that branch, or none for one
+            with it).
     """
-    from densekit.tasks.detection.decode import AnchorDecoder
+    from densekit.tasks.detection.decode import decoder_from_config
 
     cfg = load_config(config, cfg_options)
     if detect_task(cfg) != 'det':
@@ -599,7 +609,7 @@ def numpy_detector(config: Any, onnx_path: str, threads: Optional[int] = None,
     head = cfg.model.get('bbox_head')
     if head is None:
         raise ValueError('numpy_detector needs a one-stage detector (model.bbox_head)')
-    decoder = AnchorDecoder.from_config(head, cfg.model.get('test_cfg') or head.get('test_cfg'))
+    decoder = decoder_from_config(head, cfg.model.get('test_cfg') or head.get('test_cfg'))
     scale = None
     for step in cfg.test_dataloader.dataset.pipeline:
         name = str(step['type']).rsplit('.', 1)[-1]
@@ -613,9 +623,12 @@ def numpy_detector(config: Any, onnx_path: str, threads: Optional[int] = None,
     pre = cfg.model.get('data_preprocessor') or {}
     session = onnx_session(onnx_path, threads)
     names = session_output_names(session)
-    if any(name.startswith('ctr_') for name in names):
-        raise ValueError(f'{onnx_path}: outputs {names} include centerness (FCOS-style); '
-                         'numpy_detector decodes anchor heads only')
+    groups = ['cls', 'box'] + (['ctr'] if decoder.with_centerness else [])
+    expected = [f'{group}_{i}' for group in groups for i in range(decoder.num_levels)]
+    if sorted(names) != sorted(expected):
+        raise ValueError(f'{onnx_path}: outputs {names} do not fit the config\'s '
+                         f'{head.get("type")} ({decoder.num_levels} levels), which '
+                         f'needs {expected}')
     return NumpyDetector(session=session, decoder=decoder, scale=scale,
                          pad_divisor=int(pre.get('pad_size_divisor', 1)),
                          pad_pixel=tuple(float(v) for v in pre.get('mean', (0.0, 0.0, 0.0))))

@@ -1,29 +1,37 @@
-"""Box decoding and NMS of one-stage anchor-based detectors in plain numpy.
+"""Box decoding and NMS of one-stage detectors (anchor heads and FCOS) in plain numpy.
 
 ``densekit export`` cuts an mmdet one-stage detector at the head's raw per-level outputs
-(``cls_0 .. cls_{L-1}``: ``(N, A*C, H_l, W_l)``, ``box_0 .. box_{L-1}``: ``(N, A*4, H_l, W_l)``).
-:class:`AnchorDecoder` turns those maps into boxes the way mmdet 3.x's
-``BaseDenseHead.predict_by_feat`` does for an anchor head with ``DeltaXYWHBBoxCoder`` (RetinaNet):
+(``cls_0 .. cls_{L-1}``: ``(N, A*C, H_l, W_l)``, ``box_0 .. box_{L-1}``: ``(N, A*4, H_l, W_l)``,
+and ``ctr_0 .. ctr_{L-1}``: ``(N, A, H_l, W_l)`` for heads with a centerness branch).
+:class:`AnchorDecoder` (an anchor head with ``DeltaXYWHBBoxCoder``: RetinaNet, ATSS) and
+:class:`PointDecoder` (FCOS: ``MlvlPointGenerator`` points, ``DistancePointBBoxCoder``) turn
+those maps into boxes the way mmdet 3.x's ``BaseDenseHead.predict_by_feat`` does;
+:func:`decoder_from_config` picks the one of a config:
 
-1. anchors per level from the ``AnchorGenerator``'s base anchors shifted over the
-   ``(H_l, W_l)`` grid, flattened in ``(H, W, A)`` order;
+1. priors per level: the ``AnchorGenerator``'s base anchors shifted over the ``(H_l, W_l)``
+   grid, flattened in ``(H, W, A)`` order, or one point ``((x + 0.5) * s, (y + 0.5) * s)``
+   per location;
 2. sigmoid scores (softmax without the background column for a softmax head), pairs
-   ``(anchor, class)`` above ``score_thr``, the ``nms_pre`` best of them per level;
+   ``(prior, class)`` above ``score_thr``, the ``nms_pre`` best of them per level (ranked by
+   the class score alone), and the sigmoid centerness of the chosen priors;
 3. delta decoding (``target_means`` / ``target_stds``, ``wh_ratio_clip``, optional centre
-   clamp), clipped to ``img_shape``; the levels concatenated;
-4. boxes divided by ``scale_factor``, boxes not wider and taller than ``min_bbox_size``
-   dropped, class-aware NMS (mmcv's ``batched_nms``: every class shifted by
-   ``label * (max coordinate + 1)``, IoU ``inter / (area_i + area_j - inter)`` with areas
-   ``(x2 - x1 + offset) * (y2 - y1 + offset)``, a box suppressed when its IoU with a kept
-   higher-scoring box is ``> iou_threshold``), the first ``max_per_img``.
+   clamp) or distance decoding (``x - left, y - top, x + right, y + bottom``; FCOS's forward
+   has already applied its ``Scale``, the ReLU and the stride of ``norm_on_bbox`` to the
+   exported maps), clipped to ``img_shape``; the levels concatenated;
+4. boxes divided by ``scale_factor``, scores multiplied by the centerness (no square root),
+   boxes not wider and taller than ``min_bbox_size`` dropped, class-aware NMS (mmcv's
+   ``batched_nms``: every class shifted by ``label * (max coordinate + 1)``, IoU
+   ``inter / (area_i + area_j - inter)`` with areas ``(x2 - x1 + offset) * (y2 - y1 + offset)``,
+   a box suppressed when its IoU with a kept higher-scoring box is ``> iou_threshold``), the
+   first ``max_per_img``.
 
 The arithmetic is float32 in mmdet's order of operations, so the boxes agree with mmdet's to
-float32 rounding. The numbers are read once from a built head (:meth:`AnchorDecoder.from_head`)
-or from its config dict (:meth:`AnchorDecoder.from_config`); decoding then needs numpy only.
+float32 rounding. The numbers are read once from a built head (``from_head``) or from its
+config dict (``from_config``); decoding then needs numpy only.
 
 Ties: mmdet sorts scores with ``torch.sort``, whose order among equal scores is unspecified.
 Here every sort is stable: among equal scores the lower flat index comes first (the
-``(anchor, class)`` pair earlier in ``(level, H, W, A, C)`` order; in NMS the box earlier in
+``(prior, class)`` pair earlier in ``(level, H, W, A, C)`` order; in NMS the box earlier in
 its input). Results are identical to mmdet's whenever the scores that meet are distinct.
 
 Two mmdet quirks are kept on purpose: ``nms_pre <= 0`` slices ``[:nms_pre]`` as mmdet does
@@ -39,14 +47,21 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-__all__ = ['AnchorDecoder', 'nms', 'batched_nms', 'grid_anchors', 'base_anchors',
-           'delta_to_boxes']
+__all__ = ['AnchorDecoder', 'PointDecoder', 'decoder_from_config', 'nms', 'batched_nms',
+           'grid_anchors', 'grid_points', 'base_anchors', 'delta_to_boxes', 'distance_to_boxes']
 
 F32 = np.float32
 DEFAULT_WH_RATIO_CLIP = 16 / 1000  # DeltaXYWHBBoxCoder.decode's default, used by the heads
 DEFAULT_SPLIT_THR = 10000  # mmcv batched_nms: per-class NMS from this many boxes on
-# anchor heads with DeltaXYWHBBoxCoder whose scores are multiplied by a second branch
-SCORE_FACTOR_HEADS = ('ATSSHead', 'PAAHead', 'DDODHead', 'TOODHead')
+# anchor heads decoded with the sigmoid of their centerness branch multiplied into the scores
+CENTERNESS_ANCHOR_HEADS = ('ATSSHead',)
+# anchor heads whose test-time decoding is not BaseDenseHead's (score voting, boxes decoded in
+# forward, an IoU branch)
+REFUSED_ANCHOR_HEADS = ('PAAHead', 'DDODHead', 'TOODHead')
+# anchor-free heads decoded from points and distances, with centerness
+POINT_HEADS = ('FCOSHead',)
+DEFAULT_POINT_STRIDES = (4, 8, 16, 32, 64)  # AnchorFreeHead's default strides
+DEFAULT_POINT_OFFSET = 0.5  # MlvlPointGenerator's default offset, as AnchorFreeHead builds it
 
 
 def _type_name(cfg_type: Any) -> str:
@@ -138,6 +153,38 @@ def delta_to_boxes(anchors: np.ndarray, deltas: np.ndarray,
     gwh = pwh * np.exp(dwh)
     boxes = np.concatenate([gxy - gwh * F32(0.5), gxy + gwh * F32(0.5)], axis=-1)
     if clip_border and max_shape is not None:
+        boxes[:, 0::2] = np.minimum(np.maximum(boxes[:, 0::2], F32(0)), F32(max_shape[1]))
+        boxes[:, 1::2] = np.minimum(np.maximum(boxes[:, 1::2], F32(0)), F32(max_shape[0]))
+    return boxes
+
+
+def grid_points(featmap_size: Tuple[int, int], stride: Tuple[float, float],
+                offset: float = DEFAULT_POINT_OFFSET) -> np.ndarray:
+    """All points of a level as ``MlvlPointGenerator`` lays them: ``(H * W, 2)`` float32
+    ``(x, y)`` in row-major order, ``x = (col + offset) * stride_w``.
+
+    ``stride`` is ``(stride_w, stride_h)``.
+    """
+    height, width = featmap_size
+    xs = (np.arange(width, dtype=F32) + F32(offset)) * F32(stride[0])
+    ys = (np.arange(height, dtype=F32) + F32(offset)) * F32(stride[1])
+    return np.stack([np.tile(xs, height), np.repeat(ys, width)], axis=-1)
+
+
+def distance_to_boxes(points: np.ndarray, distances: np.ndarray,
+                      max_shape: Optional[Sequence[int]] = None) -> np.ndarray:
+    """mmdet's ``distance2bbox`` for ``(K, 2)`` points and ``(K, 4)`` distances
+    ``(left, top, right, bottom)``, in float32.
+
+    ``max_shape`` is ``(h, w, ...)``: x is clipped to ``[0, w]``, y to ``[0, h]``.
+    """
+    points = np.asarray(points, dtype=F32).reshape(-1, 2)
+    distances = np.asarray(distances, dtype=F32).reshape(-1, 4)
+    if points.shape[0] != distances.shape[0]:
+        raise ValueError(f'points {points.shape} and distances {distances.shape} differ in '
+                         'length')
+    boxes = np.concatenate([points - distances[:, :2], points + distances[:, 2:]], axis=-1)
+    if max_shape is not None:
         boxes[:, 0::2] = np.minimum(np.maximum(boxes[:, 0::2], F32(0)), F32(max_shape[1]))
         boxes[:, 1::2] = np.minimum(np.maximum(boxes[:, 1::2], F32(0)), F32(max_shape[0]))
     return boxes
@@ -245,9 +292,9 @@ def batched_nms(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
     return keep.astype(np.int64)
 
 
-def _refuse_extra_outputs(bbox_head: Any, num_levels: int) -> None:
-    """TypeError for a head whose forward gives more than (scores, deltas), e.g. ATSS's
-    centerness, which ``predict_by_feat`` multiplies into the scores."""
+def _forward_groups(bbox_head: Any, num_levels: int) -> int:
+    """How many output groups (scores, boxes, centerness, ...) the head's forward gives, from
+    one probe forward in eval mode on tiny zero maps (the head's mode is restored)."""
     import torch
 
     feats = tuple(torch.zeros(1, bbox_head.in_channels, 2, 2) for _ in range(num_levels))
@@ -258,9 +305,43 @@ def _refuse_extra_outputs(bbox_head: Any, num_levels: int) -> None:
             groups = bbox_head.forward(feats)
     finally:
         bbox_head.train(training)
-    if len(groups) != 2:
-        raise TypeError(f'{type(bbox_head).__name__}.forward gives {len(groups)} output groups; '
-                        'AnchorDecoder decodes heads with scores and deltas only')
+    return len(groups)
+
+
+def _centerness_from_head(bbox_head: Any, num_levels: int, centerness_head: type) -> bool:
+    """Whether the head's forward gives a centerness group: True for ``centerness_head``'s own
+    ``forward_single`` (scores, boxes, centerness); False for a head with scores and boxes
+    only; a TypeError for any other output."""
+    groups = _forward_groups(bbox_head, num_levels)
+    name = type(bbox_head).__name__
+    if groups == 2:
+        return False
+    if groups == 3 and isinstance(bbox_head, centerness_head) and \
+            type(bbox_head).forward_single is centerness_head.forward_single:
+        return True
+    raise TypeError(f'{name}.forward gives {groups} output groups; the decoders read scores, '
+                    f'boxes and the centerness of {centerness_head.__name__} only')
+
+
+def _check_base_predict(bbox_head: Any, decoder: str) -> None:
+    from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+
+    name = type(bbox_head).__name__
+    if not isinstance(bbox_head, BaseDenseHead):
+        raise TypeError(f'bbox_head must be an mmdet dense head, got {name}')
+    for method in ('predict_by_feat', '_predict_by_feat_single', '_bbox_post_process'):
+        if getattr(type(bbox_head), method) is not getattr(BaseDenseHead, method):
+            raise TypeError(f'{name} overrides {method}; {decoder} reproduces '
+                            "BaseDenseHead's only")
+    if getattr(bbox_head.loss_cls, 'custom_cls_channels', False):
+        raise TypeError(f'{name}: custom classification channels are not supported')
+
+
+def _use_sigmoid(bbox_head: Mapping[str, Any]) -> bool:
+    """``use_sigmoid_cls`` as mmdet reads it (``loss_cls.get('use_sigmoid', False)``); the
+    heads' default ``loss_cls`` (no key in the config) is a sigmoid loss."""
+    loss_cls = bbox_head.get('loss_cls')
+    return True if loss_cls is None else bool(loss_cls.get('use_sigmoid', False))
 
 
 def _as_level(array: Any, name: str) -> np.ndarray:
@@ -298,8 +379,215 @@ def _scale_pair(scale_factor: Any) -> Optional[Tuple[float, float]]:
     return float(pair[0]), float(pair[1])
 
 
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    """float32 sigmoid, rounded once from float64."""
+    return (1.0 / (1.0 + np.exp(-logits.astype(np.float64)))).astype(F32)
+
+
+def _level_list(value: Any, name: str, num_levels: int) -> None:
+    if isinstance(value, np.ndarray) or not isinstance(value, Sequence):
+        raise TypeError(f'{name} must be a list with one array per level, got '
+                        f'{type(value).__name__}')
+    if len(value) != num_levels:
+        raise ValueError(f'{name} has {len(value)} levels, the head has {num_levels}')
+
+
+class _DenseDecoding:
+    """The steps of mmdet's ``BaseDenseHead.predict_by_feat`` shared by the decoders; a
+    decoder gives :meth:`priors`, :meth:`priors_per_location` and :meth:`_boxes`."""
+
+    num_classes: int
+    use_sigmoid: bool
+    with_centerness: bool
+    score_thr: float
+    nms_pre: int
+    min_bbox_size: float
+    nms_cfg: Dict[str, Any]
+    max_per_img: int
+
+    @property
+    def num_levels(self) -> int:
+        """Pyramid levels the decoder expects."""
+        raise NotImplementedError
+
+    @property
+    def cls_out_channels(self) -> int:
+        """Score channels per prior (a background column for softmax heads)."""
+        return self.num_classes if self.use_sigmoid else self.num_classes + 1
+
+    def priors_per_location(self, level: int) -> int:
+        """Priors (anchors, or one point) at each location of ``level``."""
+        raise NotImplementedError
+
+    def priors(self, featmap_sizes: Sequence[Tuple[int, int]]) -> List[np.ndarray]:
+        """Per level, the priors of maps of ``featmap_sizes``."""
+        raise NotImplementedError
+
+    def _boxes(self, priors: np.ndarray, preds: np.ndarray,
+               img_shape: Tuple[int, int]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check_settings(self) -> None:
+        if not isinstance(self.num_classes, numbers.Integral) or self.num_classes < 1:
+            raise ValueError(f'num_classes must be a positive integer, got {self.num_classes!r}')
+        if not isinstance(self.nms_pre, numbers.Integral):
+            raise TypeError(f'nms_pre must be an integer, got {self.nms_pre!r}')
+        if not isinstance(self.max_per_img, numbers.Integral):
+            raise TypeError(f'max_per_img must be an integer, got {self.max_per_img!r}')
+        if self.nms_cfg is None or not isinstance(self.nms_cfg, Mapping):
+            raise TypeError(f'nms_cfg must be a dict such as {{"iou_threshold": 0.5}}, got '
+                            f'{self.nms_cfg!r}')
+        self.nms_cfg = dict(self.nms_cfg)
+        batched_nms(np.zeros((0, 4), F32), np.zeros(0, F32), np.zeros(0, np.int64),
+                    self.nms_cfg)  # validates the keys now rather than at the first image
+
+    @staticmethod
+    def _test_settings(test_cfg: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+        if test_cfg is None or 'nms' not in test_cfg:
+            raise ValueError(f'test_cfg must give nms (and score_thr, nms_pre, max_per_img), '
+                             f'got {test_cfg!r}')
+        return dict(score_thr=float(test_cfg.get('score_thr', 0)),
+                    nms_pre=int(test_cfg.get('nms_pre', -1)),
+                    min_bbox_size=test_cfg.get('min_bbox_size', -1),
+                    nms_cfg=dict(test_cfg['nms']),
+                    max_per_img=int(test_cfg.get('max_per_img', 100)))
+
+    def _scores(self, logits: np.ndarray) -> np.ndarray:
+        if self.use_sigmoid:
+            return _sigmoid(logits)
+        wide = logits.astype(np.float64)
+        wide = np.exp(wide - wide.max(axis=1, keepdims=True))
+        return (wide / wide.sum(axis=1, keepdims=True))[:, :-1].astype(F32)
+
+    def decode(self, cls_outputs: Sequence[np.ndarray], box_outputs: Sequence[np.ndarray],
+               img_shape: Sequence[int],
+               scale_factor: Optional[Union[float, Tuple[float, float]]] = None,
+               centerness: Optional[Sequence[np.ndarray]] = None) -> Dict[str, np.ndarray]:
+        """Detections of one image.
+
+        Args:
+            cls_outputs: Per level, ``(1, P*C, H_l, W_l)`` or ``(P*C, H_l, W_l)`` score logits
+                (``P`` priors per location: the anchors of a cell, or 1 point).
+            box_outputs: Per level, ``(1, P*4, H_l, W_l)`` or ``(P*4, H_l, W_l)`` box
+                regressions (deltas, or distances as the head's forward scales them).
+            img_shape: ``(height, width)`` of the image the network saw, before padding
+                (mmdet's ``img_meta['img_shape']``); boxes are clipped to it.
+            scale_factor: ``(w_scale, h_scale)`` (or one number) from the original image to
+                the network input (``img_meta['scale_factor']``); boxes are divided by it.
+                None keeps them in network-input pixels.
+            centerness: Per level, ``(1, P, H_l, W_l)`` or ``(P, H_l, W_l)`` centerness
+                logits; required when :attr:`with_centerness`, refused otherwise.
+
+        Returns:
+            ``boxes`` ``(K, 4)`` float32 ``(x1, y1, x2, y2)``, ``scores`` ``(K,)`` float32,
+            ``labels`` ``(K,)`` int64, best first.
+        """
+        height, width = _image_shape(img_shape)
+        scale = _scale_pair(scale_factor)
+        _level_list(cls_outputs, 'cls_outputs', self.num_levels)
+        _level_list(box_outputs, 'box_outputs', self.num_levels)
+        if self.with_centerness:
+            if centerness is None:
+                raise ValueError('centerness is required: the head multiplies its scores by '
+                                 'the sigmoid of its centerness branch')
+            _level_list(centerness, 'centerness', self.num_levels)
+        elif centerness is not None:
+            raise ValueError('centerness given to a decoder of a head without a centerness '
+                             'branch (with_centerness=False)')
+        cls_maps = [_as_level(a, f'cls_outputs[{i}]') for i, a in enumerate(cls_outputs)]
+        box_maps = [_as_level(a, f'box_outputs[{i}]') for i, a in enumerate(box_outputs)]
+        ctr_maps = [None] * self.num_levels if centerness is None else \
+            [_as_level(a, f'centerness[{i}]') for i, a in enumerate(centerness)]
+        sizes = []
+        for i, (cls_map, box_map, ctr_map) in enumerate(zip(cls_maps, box_maps, ctr_maps)):
+            per = self.priors_per_location(i)
+            if cls_map.shape[0] != per * self.cls_out_channels:
+                raise ValueError(f'cls_outputs[{i}] has {cls_map.shape[0]} channels, expected '
+                                 f'{per} priors x {self.cls_out_channels} classes')
+            if box_map.shape[0] != per * 4:
+                raise ValueError(f'box_outputs[{i}] has {box_map.shape[0]} channels, expected '
+                                 f'{per} priors x 4')
+            if cls_map.shape[1:] != box_map.shape[1:]:
+                raise ValueError(f'level {i}: cls map {cls_map.shape[1:]} and box map '
+                                 f'{box_map.shape[1:]} differ in size')
+            if ctr_map is not None and ctr_map.shape != (per,) + cls_map.shape[1:]:
+                raise ValueError(f'centerness[{i}] has shape {ctr_map.shape}, expected '
+                                 f'{(per,) + cls_map.shape[1:]}')
+            sizes.append(tuple(cls_map.shape[1:]))
+        level_priors = self.priors(sizes)
+
+        picked_preds, picked_priors, picked_scores, picked_labels = [], [], [], []
+        picked_factors = []
+        threshold = F32(self.score_thr)
+        for cls_map, box_map, ctr_map, priors in zip(cls_maps, box_maps, ctr_maps,
+                                                     level_priors):
+            scores = self._scores(cls_map.transpose(1, 2, 0).reshape(-1, self.cls_out_channels))
+            preds = box_map.transpose(1, 2, 0).reshape(-1, 4)
+            flat = np.flatnonzero(scores.reshape(-1) > threshold)
+            order = _descending(scores.reshape(-1)[flat])
+            # mmdet slices [:min(nms_pre, n)] (a negative nms_pre slices from the end); the
+            # selection ranks the class scores alone, before the centerness factor
+            chosen = flat[order][:min(self.nms_pre, flat.size)]
+            prior_idx, labels = np.divmod(chosen, scores.shape[1])
+            picked_scores.append(scores.reshape(-1)[chosen])
+            picked_labels.append(labels.astype(np.int64))
+            picked_preds.append(preds[prior_idx])
+            picked_priors.append(priors[prior_idx])
+            if ctr_map is not None:
+                picked_factors.append(_sigmoid(ctr_map.transpose(1, 2, 0).reshape(-1))[prior_idx])
+        boxes = self._boxes(np.concatenate(picked_priors), np.concatenate(picked_preds),
+                            (height, width))
+        scores = np.concatenate(picked_scores)
+        labels = np.concatenate(picked_labels)
+        if scale is not None:
+            inverse = np.asarray([1 / scale[0], 1 / scale[1]] * 2, dtype=np.float64).astype(F32)
+            boxes = boxes * inverse[None]
+        if picked_factors:
+            scores = scores * np.concatenate(picked_factors)
+        if self.min_bbox_size >= 0:
+            size = F32(self.min_bbox_size)
+            valid = ((boxes[:, 2] - boxes[:, 0]) > size) & ((boxes[:, 3] - boxes[:, 1]) > size)
+            boxes, scores, labels = boxes[valid], scores[valid], labels[valid]
+        if boxes.shape[0] > 0:
+            keep = batched_nms(boxes, scores, labels, self.nms_cfg)[:self.max_per_img]
+            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        return dict(boxes=np.ascontiguousarray(boxes, dtype=F32).reshape(-1, 4),
+                    scores=np.ascontiguousarray(scores, dtype=F32),
+                    labels=np.ascontiguousarray(labels, dtype=np.int64))
+
+    def decode_batch(self, cls_outputs: Sequence[np.ndarray], box_outputs: Sequence[np.ndarray],
+                     img_shapes: Sequence[Sequence[int]],
+                     scale_factors: Optional[Sequence[Any]] = None,
+                     centerness: Optional[Sequence[np.ndarray]] = None
+                     ) -> List[Dict[str, np.ndarray]]:
+        """:meth:`decode` for each image of ``(N, ...)`` maps; one shape (and scale) per image."""
+        if isinstance(cls_outputs, np.ndarray) or not isinstance(cls_outputs, Sequence) \
+                or len(cls_outputs) == 0:
+            raise TypeError('cls_outputs must be a non-empty list with one array per level')
+        batch = np.asarray(cls_outputs[0]).shape[0]
+        if len(img_shapes) != batch:
+            raise ValueError(f'{len(img_shapes)} img_shapes for a batch of {batch}')
+        if scale_factors is not None and len(scale_factors) != batch:
+            raise ValueError(f'{len(scale_factors)} scale_factors for a batch of {batch}')
+        groups = [('cls_outputs', cls_outputs), ('box_outputs', box_outputs)]
+        if centerness is not None:
+            groups.append(('centerness', centerness))
+        for name, maps in groups:
+            _level_list(maps, name, self.num_levels)
+            for i, level in enumerate(maps):
+                if not isinstance(level, np.ndarray) or level.ndim != 4 \
+                        or level.shape[0] != batch:
+                    raise ValueError(f'{name}[{i}] must be a (N={batch}, channels, H, W) '
+                                     f'array, got {getattr(level, "shape", type(level))}')
+        return [self.decode([level[n] for level in cls_outputs],
+                            [level[n] for level in box_outputs], img_shapes[n],
+                            None if scale_factors is None else scale_factors[n],
+                            None if centerness is None else [level[n] for level in centerness])
+                for n in range(batch)]
+
+
 @dataclass
-class AnchorDecoder:
+class AnchorDecoder(_DenseDecoding):
     """Raw anchor-head maps -> ``boxes``, ``scores``, ``labels`` (see the module docstring).
 
     Attributes:
@@ -311,6 +599,8 @@ class AnchorDecoder:
         wh_ratio_clip: Bound of the log size deltas, ``|log(wh_ratio_clip)|``.
         clip_border: Clip decoded boxes to the image.
         add_ctr_clamp, ctr_clamp: Clamp centre shifts to ``ctr_clamp`` pixels (YOLOF).
+        with_centerness: The scores are multiplied by the sigmoid of a centerness branch
+            (ATSS); :meth:`decode` then needs ``centerness``.
         score_thr: Pairs ``(anchor, class)`` must score above it.
         nms_pre: The best pairs kept per level before NMS (mmdet slices ``[:nms_pre]``, so
             -1, mmdet's default when test_cfg has none, drops the lowest pair of a level).
@@ -329,6 +619,7 @@ class AnchorDecoder:
     clip_border: bool = True
     add_ctr_clamp: bool = False
     ctr_clamp: float = 32
+    with_centerness: bool = False
     score_thr: float = 0.0
     nms_pre: int = 1000
     min_bbox_size: float = -1
@@ -336,8 +627,6 @@ class AnchorDecoder:
     max_per_img: int = 100
 
     def __post_init__(self) -> None:
-        if not isinstance(self.num_classes, numbers.Integral) or self.num_classes < 1:
-            raise ValueError(f'num_classes must be a positive integer, got {self.num_classes!r}')
         if len(self.cell_anchors) == 0 or len(self.cell_anchors) != len(self.strides):
             raise ValueError(f'cell_anchors ({len(self.cell_anchors)} levels) and strides '
                              f'({len(self.strides)}) must be as long, and not empty')
@@ -348,26 +637,16 @@ class AnchorDecoder:
                              f'{self.stds!r}')
         if not 0 < self.wh_ratio_clip < 1:
             raise ValueError(f'wh_ratio_clip must be in (0, 1), got {self.wh_ratio_clip!r}')
-        if not isinstance(self.nms_pre, numbers.Integral):
-            raise TypeError(f'nms_pre must be an integer, got {self.nms_pre!r}')
-        if not isinstance(self.max_per_img, numbers.Integral):
-            raise TypeError(f'max_per_img must be an integer, got {self.max_per_img!r}')
-        if self.nms_cfg is None or not isinstance(self.nms_cfg, Mapping):
-            raise TypeError(f'nms_cfg must be a dict such as {{"iou_threshold": 0.5}}, got '
-                            f'{self.nms_cfg!r}')
-        self.nms_cfg = dict(self.nms_cfg)
-        batched_nms(np.zeros((0, 4), F32), np.zeros(0, F32), np.zeros(0, np.int64),
-                    self.nms_cfg)  # validates the keys now rather than at the first image
+        self._check_settings()
 
     @property
     def num_levels(self) -> int:
         """Pyramid levels the decoder expects."""
         return len(self.cell_anchors)
 
-    @property
-    def cls_out_channels(self) -> int:
-        """Score channels per anchor (a background column for softmax heads)."""
-        return self.num_classes if self.use_sigmoid else self.num_classes + 1
+    def priors_per_location(self, level: int) -> int:
+        """The anchors of one cell of ``level``."""
+        return self.cell_anchors[level].shape[0]
 
     @classmethod
     def from_config(cls, bbox_head: Mapping[str, Any],
@@ -375,10 +654,15 @@ class AnchorDecoder:
         """From an mmdet anchor head's config dict (``cfg.model.bbox_head``).
 
         ``test_cfg`` defaults to ``bbox_head['test_cfg']`` (mmdet copies ``model.test_cfg``
-        there when it builds the detector).
+        there when it builds the detector). An ``ATSSHead`` decodes with its centerness.
         """
         if not isinstance(bbox_head, Mapping):
             raise TypeError(f'bbox_head must be a config dict, got {type(bbox_head).__name__}')
+        head_type = _type_name(bbox_head.get('type'))
+        if head_type in REFUSED_ANCHOR_HEADS:
+            raise ValueError(f'{head_type} decodes its boxes its own way (score voting, '
+                             'decoded box outputs or an IoU branch); AnchorDecoder decodes '
+                             'BaseDenseHead anchor heads (RetinaNet, ATSS)')
         gen = dict(bbox_head.get('anchor_generator') or {})
         gen_type = _type_name(gen.pop('type', None))
         if gen_type != 'AnchorGenerator':
@@ -408,38 +692,30 @@ class AnchorDecoder:
         cells = [base_anchors(size, scales, ratios, scale_major,
                               None if centers is None else centers[i], center_offset)
                  for i, size in enumerate(base_sizes)]
-        head_type = _type_name(bbox_head.get('type'))
-        if head_type in SCORE_FACTOR_HEADS:
-            raise ValueError(f'{head_type} multiplies its scores by a centerness/IoU branch; '
-                             'AnchorDecoder decodes heads with scores and deltas only')
-        loss_cls = bbox_head.get('loss_cls') or {}
         test = bbox_head.get('test_cfg') if test_cfg is None else test_cfg
         return cls._build(num_classes=bbox_head['num_classes'], cells=cells, strides=strides,
-                          use_sigmoid=bool(loss_cls.get('use_sigmoid', False)),
-                          coder=coder, test_cfg=test)
+                          use_sigmoid=_use_sigmoid(bbox_head), coder=coder, test_cfg=test,
+                          with_centerness=head_type in CENTERNESS_ANCHOR_HEADS)
 
     @classmethod
     def from_head(cls, bbox_head: Any,
                   test_cfg: Optional[Mapping[str, Any]] = None) -> AnchorDecoder:
-        """From a built mmdet anchor head (e.g. ``model.bbox_head`` of a RetinaNet).
+        """From a built mmdet anchor head (e.g. ``model.bbox_head`` of a RetinaNet or ATSS).
 
-        Takes the head's own base anchors, coder settings and ``test_cfg`` (unless given).
+        Takes the head's own base anchors, coder settings and ``test_cfg`` (unless given); an
+        ``ATSSHead`` (its own forward: scores, deltas, centerness) decodes with centerness.
 
         Raises:
             TypeError: the head is not an anchor head whose ``predict_by_feat`` is mmdet's
-                ``BaseDenseHead``'s with an ``AnchorGenerator`` and a ``DeltaXYWHBBoxCoder``.
+                ``BaseDenseHead``'s with an ``AnchorGenerator`` and a ``DeltaXYWHBBoxCoder``,
+                or its forward gives outputs other than those.
         """
-        from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+        from mmdet.models.dense_heads import ATSSHead
         from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
         from mmdet.models.task_modules.prior_generators import AnchorGenerator
 
+        _check_base_predict(bbox_head, 'AnchorDecoder')
         name = type(bbox_head).__name__
-        if not isinstance(bbox_head, BaseDenseHead):
-            raise TypeError(f'bbox_head must be an mmdet dense head, got {name}')
-        for method in ('predict_by_feat', '_predict_by_feat_single', '_bbox_post_process'):
-            if getattr(type(bbox_head), method) is not getattr(BaseDenseHead, method):
-                raise TypeError(f'{name} overrides {method}; AnchorDecoder reproduces '
-                                "BaseDenseHead's only")
         gen = getattr(bbox_head, 'prior_generator', None)
         if not isinstance(gen, AnchorGenerator) or \
                 type(gen).single_level_grid_priors is not AnchorGenerator.single_level_grid_priors:
@@ -449,9 +725,7 @@ class AnchorDecoder:
         if type(coder) is not DeltaXYWHBBoxCoder:
             raise TypeError(f'{name}.bbox_coder must be a DeltaXYWHBBoxCoder, got '
                             f'{type(coder).__name__}')
-        if getattr(bbox_head.loss_cls, 'custom_cls_channels', False):
-            raise TypeError(f'{name}: custom classification channels are not supported')
-        _refuse_extra_outputs(bbox_head, gen.num_levels)
+        with_centerness = _centerness_from_head(bbox_head, gen.num_levels, ATSSHead)
         coder_cfg = dict(target_means=coder.means, target_stds=coder.stds,
                          clip_border=coder.clip_border, add_ctr_clamp=coder.add_ctr_clamp,
                          ctr_clamp=coder.ctr_clamp)
@@ -459,15 +733,15 @@ class AnchorDecoder:
                           cells=[a.detach().cpu().float().numpy() for a in gen.base_anchors],
                           strides=list(gen.strides), use_sigmoid=bool(bbox_head.use_sigmoid_cls),
                           coder=coder_cfg,
-                          test_cfg=bbox_head.test_cfg if test_cfg is None else test_cfg)
+                          test_cfg=bbox_head.test_cfg if test_cfg is None else test_cfg,
+                          with_centerness=with_centerness)
 
     @classmethod
     def _build(cls, num_classes: int, cells: List[np.ndarray], strides: List[Tuple],
                use_sigmoid: bool, coder: Mapping[str, Any],
-               test_cfg: Optional[Mapping[str, Any]]) -> AnchorDecoder:
-        if test_cfg is None or 'nms' not in test_cfg:
-            raise ValueError(f'test_cfg must give nms (and score_thr, nms_pre, max_per_img), '
-                             f'got {test_cfg!r}')
+               test_cfg: Optional[Mapping[str, Any]],
+               with_centerness: bool = False) -> AnchorDecoder:
+        test = cls._test_settings(test_cfg)
         unknown = set(coder) - {'target_means', 'target_stds', 'clip_border', 'add_ctr_clamp',
                                 'ctr_clamp', 'use_box_type'}
         if unknown:
@@ -478,12 +752,8 @@ class AnchorDecoder:
                    stds=tuple(float(v) for v in coder.get('target_stds', (1.,) * 4)),
                    clip_border=bool(coder.get('clip_border', True)),
                    add_ctr_clamp=bool(coder.get('add_ctr_clamp', False)),
-                   ctr_clamp=coder.get('ctr_clamp', 32),
-                   score_thr=float(test_cfg.get('score_thr', 0)),
-                   nms_pre=int(test_cfg.get('nms_pre', -1)),
-                   min_bbox_size=test_cfg.get('min_bbox_size', -1),
-                   nms_cfg=dict(test_cfg['nms']),
-                   max_per_img=int(test_cfg.get('max_per_img', 100)))
+                   ctr_clamp=coder.get('ctr_clamp', 32), with_centerness=with_centerness,
+                   **test)
 
     def anchors(self, featmap_sizes: Sequence[Tuple[int, int]]) -> List[np.ndarray]:
         """Per level, the ``(H * W * A, 4)`` anchors for maps of ``featmap_sizes``."""
@@ -493,111 +763,150 @@ class AnchorDecoder:
         return [grid_anchors(cell, size, stride)
                 for cell, size, stride in zip(self.cell_anchors, featmap_sizes, self.strides)]
 
-    def _scores(self, logits: np.ndarray) -> np.ndarray:
-        wide = logits.astype(np.float64)
-        if self.use_sigmoid:
-            return (1.0 / (1.0 + np.exp(-wide))).astype(F32)
-        wide = np.exp(wide - wide.max(axis=1, keepdims=True))
-        return (wide / wide.sum(axis=1, keepdims=True))[:, :-1].astype(F32)
+    def priors(self, featmap_sizes: Sequence[Tuple[int, int]]) -> List[np.ndarray]:
+        """:meth:`anchors`."""
+        return self.anchors(featmap_sizes)
 
-    def decode(self, cls_outputs: Sequence[np.ndarray], box_outputs: Sequence[np.ndarray],
-               img_shape: Sequence[int],
-               scale_factor: Optional[Union[float, Tuple[float, float]]] = None
-               ) -> Dict[str, np.ndarray]:
-        """Detections of one image.
+    def _boxes(self, priors: np.ndarray, preds: np.ndarray,
+               img_shape: Tuple[int, int]) -> np.ndarray:
+        return delta_to_boxes(priors, preds, self.means, self.stds, img_shape,
+                              self.wh_ratio_clip, self.clip_border, self.add_ctr_clamp,
+                              self.ctr_clamp)
 
-        Args:
-            cls_outputs: Per level, ``(1, A*C, H_l, W_l)`` or ``(A*C, H_l, W_l)`` score logits.
-            box_outputs: Per level, ``(1, A*4, H_l, W_l)`` or ``(A*4, H_l, W_l)`` deltas.
-            img_shape: ``(height, width)`` of the image the network saw, before padding
-                (mmdet's ``img_meta['img_shape']``); boxes are clipped to it.
-            scale_factor: ``(w_scale, h_scale)`` (or one number) from the original image to
-                the network input (``img_meta['scale_factor']``); boxes are divided by it.
-                None keeps them in network-input pixels.
 
-        Returns:
-            ``boxes`` ``(K, 4)`` float32 ``(x1, y1, x2, y2)``, ``scores`` ``(K,)`` float32,
-            ``labels`` ``(K,)`` int64, best first.
+@dataclass
+class PointDecoder(_DenseDecoding):
+    """Raw anchor-free (FCOS) head maps -> ``boxes``, ``scores``, ``labels``.
+
+    One point per location, ``((x + offset) * stride_w, (y + offset) * stride_h)``; the box
+    maps are the distances ``(left, top, right, bottom)`` as the head's forward gives them in
+    eval mode (FCOS with ``norm_on_bbox`` already multiplies them by the stride there), decoded
+    as ``DistancePointBBoxCoder`` does; the scores are multiplied by the centerness sigmoid.
+
+    Attributes:
+        num_classes: Foreground classes.
+        strides: Per level, ``(stride_w, stride_h)``.
+        offset: The points' offset within a cell, in strides (``MlvlPointGenerator``'s 0.5).
+        use_sigmoid: Sigmoid scores (True) or softmax with a background column (False).
+        clip_border: Clip decoded boxes to the image.
+        with_centerness: The scores are multiplied by the sigmoid of a centerness branch.
+        score_thr, nms_pre, min_bbox_size, nms_cfg, max_per_img: as :class:`AnchorDecoder`'s.
+    """
+
+    num_classes: int
+    strides: List[Tuple[float, float]]
+    offset: float = 0.5
+    use_sigmoid: bool = True
+    clip_border: bool = True
+    with_centerness: bool = True
+    score_thr: float = 0.0
+    nms_pre: int = 1000
+    min_bbox_size: float = -1
+    nms_cfg: Dict[str, Any] = field(default_factory=lambda: dict(iou_threshold=0.5))
+    max_per_img: int = 100
+
+    def __post_init__(self) -> None:
+        if isinstance(self.strides, (str, bytes)) or not isinstance(self.strides, Sequence) \
+                or len(self.strides) == 0:
+            raise ValueError(f'strides must be a non-empty list (one per level), got '
+                             f'{self.strides!r}')
+        self.strides = [_pair(s, 'strides[i]') for s in self.strides]
+        if not isinstance(self.offset, numbers.Real) or not math.isfinite(self.offset):
+            raise ValueError(f'offset must be a finite number, got {self.offset!r}')
+        self._check_settings()
+
+    @property
+    def num_levels(self) -> int:
+        """Pyramid levels the decoder expects."""
+        return len(self.strides)
+
+    def priors_per_location(self, level: int) -> int:
+        """One point per location."""
+        return 1
+
+    @classmethod
+    def from_config(cls, bbox_head: Mapping[str, Any],
+                    test_cfg: Optional[Mapping[str, Any]] = None) -> PointDecoder:
+        """From an mmdet ``FCOSHead`` config dict (``cfg.model.bbox_head``).
+
+        ``test_cfg`` defaults to ``bbox_head['test_cfg']``.
         """
-        height, width = _image_shape(img_shape)
-        scale = _scale_pair(scale_factor)
-        for name, value in (('cls_outputs', cls_outputs), ('box_outputs', box_outputs)):
-            if isinstance(value, np.ndarray) or not isinstance(value, Sequence):
-                raise TypeError(f'{name} must be a list with one array per level, got '
-                                f'{type(value).__name__}')
-            if len(value) != self.num_levels:
-                raise ValueError(f'{name} has {len(value)} levels, the head has '
-                                 f'{self.num_levels}')
-        cls_maps = [_as_level(a, f'cls_outputs[{i}]') for i, a in enumerate(cls_outputs)]
-        box_maps = [_as_level(a, f'box_outputs[{i}]') for i, a in enumerate(box_outputs)]
-        sizes = []
-        for i, (cls_map, box_map) in enumerate(zip(cls_maps, box_maps)):
-            num_anchors = self.cell_anchors[i].shape[0]
-            if cls_map.shape[0] != num_anchors * self.cls_out_channels:
-                raise ValueError(f'cls_outputs[{i}] has {cls_map.shape[0]} channels, expected '
-                                 f'{num_anchors} anchors x {self.cls_out_channels} classes')
-            if box_map.shape[0] != num_anchors * 4:
-                raise ValueError(f'box_outputs[{i}] has {box_map.shape[0]} channels, expected '
-                                 f'{num_anchors} anchors x 4')
-            if cls_map.shape[1:] != box_map.shape[1:]:
-                raise ValueError(f'level {i}: cls map {cls_map.shape[1:]} and box map '
-                                 f'{box_map.shape[1:]} differ in size')
-            sizes.append(tuple(cls_map.shape[1:]))
-        level_anchors = self.anchors(sizes)
+        if not isinstance(bbox_head, Mapping):
+            raise TypeError(f'bbox_head must be a config dict, got {type(bbox_head).__name__}')
+        head_type = _type_name(bbox_head.get('type'))
+        if head_type not in POINT_HEADS:
+            raise ValueError(f'bbox_head.type must be one of {POINT_HEADS}, got {head_type!r}')
+        coder = dict(bbox_head.get('bbox_coder') or dict(type='DistancePointBBoxCoder'))
+        coder_type = _type_name(coder.pop('type', None))
+        if coder_type != 'DistancePointBBoxCoder':
+            raise ValueError(f"bbox_head.bbox_coder.type must be 'DistancePointBBoxCoder', got "
+                             f'{coder_type!r}')
+        clip_border = bool(coder.pop('clip_border', True))
+        coder.pop('use_box_type', None)
+        if coder:
+            raise ValueError(f'bbox_coder has unknown keys {sorted(coder)}')
+        test = bbox_head.get('test_cfg') if test_cfg is None else test_cfg
+        return cls(num_classes=int(bbox_head['num_classes']),
+                   strides=list(bbox_head.get('strides', DEFAULT_POINT_STRIDES)),
+                   offset=DEFAULT_POINT_OFFSET, use_sigmoid=_use_sigmoid(bbox_head),
+                   clip_border=clip_border, with_centerness=True,
+                   **cls._test_settings(test))
 
-        picked_deltas, picked_anchors, picked_scores, picked_labels = [], [], [], []
-        threshold = F32(self.score_thr)
-        for cls_map, box_map, anchors in zip(cls_maps, box_maps, level_anchors):
-            scores = self._scores(cls_map.transpose(1, 2, 0).reshape(-1, self.cls_out_channels))
-            deltas = box_map.transpose(1, 2, 0).reshape(-1, 4)
-            flat = np.flatnonzero(scores.reshape(-1) > threshold)
-            order = _descending(scores.reshape(-1)[flat])
-            # mmdet slices [:min(nms_pre, n)] (a negative nms_pre slices from the end)
-            chosen = flat[order][:min(self.nms_pre, flat.size)]
-            anchor_idx, labels = np.divmod(chosen, scores.shape[1])
-            picked_scores.append(scores.reshape(-1)[chosen])
-            picked_labels.append(labels.astype(np.int64))
-            picked_deltas.append(deltas[anchor_idx])
-            picked_anchors.append(anchors[anchor_idx])
-        boxes = delta_to_boxes(np.concatenate(picked_anchors), np.concatenate(picked_deltas),
-                               self.means, self.stds, (height, width), self.wh_ratio_clip,
-                               self.clip_border, self.add_ctr_clamp, self.ctr_clamp)
-        scores = np.concatenate(picked_scores)
-        labels = np.concatenate(picked_labels)
-        if scale is not None:
-            inverse = np.asarray([1 / scale[0], 1 / scale[1]] * 2, dtype=np.float64).astype(F32)
-            boxes = boxes * inverse[None]
-        if self.min_bbox_size >= 0:
-            size = F32(self.min_bbox_size)
-            valid = ((boxes[:, 2] - boxes[:, 0]) > size) & ((boxes[:, 3] - boxes[:, 1]) > size)
-            boxes, scores, labels = boxes[valid], scores[valid], labels[valid]
-        if boxes.shape[0] > 0:
-            keep = batched_nms(boxes, scores, labels, self.nms_cfg)[:self.max_per_img]
-            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-        return dict(boxes=np.ascontiguousarray(boxes, dtype=F32).reshape(-1, 4),
-                    scores=np.ascontiguousarray(scores, dtype=F32),
-                    labels=np.ascontiguousarray(labels, dtype=np.int64))
+    @classmethod
+    def from_head(cls, bbox_head: Any,
+                  test_cfg: Optional[Mapping[str, Any]] = None) -> PointDecoder:
+        """From a built mmdet point head (e.g. ``model.bbox_head`` of an FCOS).
 
-    def decode_batch(self, cls_outputs: Sequence[np.ndarray], box_outputs: Sequence[np.ndarray],
-                     img_shapes: Sequence[Sequence[int]],
-                     scale_factors: Optional[Sequence[Any]] = None
-                     ) -> List[Dict[str, np.ndarray]]:
-        """:meth:`decode` for each image of ``(N, ...)`` maps; one shape (and scale) per image."""
-        if isinstance(cls_outputs, np.ndarray) or not isinstance(cls_outputs, Sequence) \
-                or len(cls_outputs) == 0:
-            raise TypeError('cls_outputs must be a non-empty list with one array per level')
-        batch = np.asarray(cls_outputs[0]).shape[0]
-        if len(img_shapes) != batch:
-            raise ValueError(f'{len(img_shapes)} img_shapes for a batch of {batch}')
-        if scale_factors is not None and len(scale_factors) != batch:
-            raise ValueError(f'{len(scale_factors)} scale_factors for a batch of {batch}')
-        for name, maps in (('cls_outputs', cls_outputs), ('box_outputs', box_outputs)):
-            for i, level in enumerate(maps):
-                if not isinstance(level, np.ndarray) or level.ndim != 4 \
-                        or level.shape[0] != batch:
-                    raise ValueError(f'{name}[{i}] must be a (N={batch}, channels, H, W) '
-                                     f'array, got {getattr(level, "shape", type(level))}')
-        return [self.decode([level[n] for level in cls_outputs],
-                            [level[n] for level in box_outputs], img_shapes[n],
-                            None if scale_factors is None else scale_factors[n])
-                for n in range(batch)]
+        Raises:
+            TypeError: the head's ``predict_by_feat`` is not ``BaseDenseHead``'s, its prior
+                generator is not an ``MlvlPointGenerator``, its coder not a
+                ``DistancePointBBoxCoder``, or its forward gives other outputs than scores,
+                distances and FCOS's centerness.
+        """
+        from mmdet.models.dense_heads import FCOSHead
+        from mmdet.models.task_modules.coders import DistancePointBBoxCoder
+        from mmdet.models.task_modules.prior_generators import MlvlPointGenerator
+
+        _check_base_predict(bbox_head, 'PointDecoder')
+        name = type(bbox_head).__name__
+        gen = getattr(bbox_head, 'prior_generator', None)
+        if type(gen) is not MlvlPointGenerator:
+            raise TypeError(f'{name}.prior_generator must be an MlvlPointGenerator, got '
+                            f'{type(gen).__name__}')
+        coder = bbox_head.bbox_coder
+        if type(coder) is not DistancePointBBoxCoder:
+            raise TypeError(f'{name}.bbox_coder must be a DistancePointBBoxCoder, got '
+                            f'{type(coder).__name__}')
+        with_centerness = _centerness_from_head(bbox_head, gen.num_levels, FCOSHead)
+        return cls(num_classes=int(bbox_head.num_classes), strides=list(gen.strides),
+                   offset=float(gen.offset), use_sigmoid=bool(bbox_head.use_sigmoid_cls),
+                   clip_border=bool(coder.clip_border), with_centerness=with_centerness,
+                   **cls._test_settings(bbox_head.test_cfg if test_cfg is None else test_cfg))
+
+    def points(self, featmap_sizes: Sequence[Tuple[int, int]]) -> List[np.ndarray]:
+        """Per level, the ``(H * W, 2)`` float32 points ``(x, y)`` in row-major order."""
+        if len(featmap_sizes) != self.num_levels:
+            raise ValueError(f'expected {self.num_levels} feature map sizes, got '
+                             f'{len(featmap_sizes)}')
+        return [grid_points(size, stride, self.offset)
+                for size, stride in zip(featmap_sizes, self.strides)]
+
+    def priors(self, featmap_sizes: Sequence[Tuple[int, int]]) -> List[np.ndarray]:
+        """:meth:`points`."""
+        return self.points(featmap_sizes)
+
+    def _boxes(self, priors: np.ndarray, preds: np.ndarray,
+               img_shape: Tuple[int, int]) -> np.ndarray:
+        return distance_to_boxes(priors, preds, img_shape if self.clip_border else None)
+
+
+def decoder_from_config(bbox_head: Mapping[str, Any],
+                        test_cfg: Optional[Mapping[str, Any]] = None
+                        ) -> Union[AnchorDecoder, PointDecoder]:
+    """The decoder of an mmdet one-stage head config: :class:`PointDecoder` for ``FCOSHead``,
+    :class:`AnchorDecoder` for an anchor head (RetinaNet, ATSS with its centerness)."""
+    if not isinstance(bbox_head, Mapping):
+        raise TypeError(f'bbox_head must be a config dict, got {type(bbox_head).__name__}')
+    if _type_name(bbox_head.get('type')) in POINT_HEADS:
+        return PointDecoder.from_config(bbox_head, test_cfg)
+    return AnchorDecoder.from_config(bbox_head, test_cfg)
