@@ -1,12 +1,15 @@
 """DRSformer (Chen et al., CVPR 2023): sparse-transformer U-shape for image deraining.
 
-3x3 embedding 3->C, an MEFC, then a 4-level encoder-decoder of :class:`~.transformer.SparseBlock`
+3x3 embedding 3->C, an MEFC (:class:`~densekit.blocks.mefc.MEFC`), then a 4-level
+encoder-decoder of :class:`~densekit.blocks.sparse_transformer.SparseBlock`
 at widths C, 2C, 4C, 8C. Down = 3x3 conv to C/2 + PixelUnshuffle(2); up = 3x3 conv to 2C +
 PixelShuffle(2). Decoder levels 3 and 2 concatenate the skip and reduce with a 1x1 conv; level 1
 concatenates without reduction and runs at 2C, followed by optional refinement blocks and an
-MEFC. The head (:class:`~.common.ReconstructionHead`) is a 3x3 conv to RGB plus the input.
+MEFC. The head (:class:`~densekit.heads.reconstruction.ReconstructionHead`) is a 3x3 conv to
+RGB plus the input.
 Paper: C=48, blocks (4, 6, 6, 8), heads (1, 2, 4, 8), FFN expansion 2.66, MEFC with 4 steps.
-Inputs are padded to a multiple of 8 by the :class:`~..restorer.Restorer`.
+Inputs are padded to a multiple of 8 by the
+:class:`~densekit.tasks.restoration.restorer.Restorer`.
 """
 from __future__ import annotations
 
@@ -16,12 +19,15 @@ import torch
 from torch import Tensor, nn
 
 from densekit.backbones.contract import FullResolutionBody
+from densekit.blocks.mefc import EXPERTS, MEFC
+from densekit.blocks.sparse_transformer import SparseBlock
+from densekit.heads.reconstruction import check_positive
+from densekit.layers import LayerFactory
 from densekit.registry import MODELS
-from densekit.tasks.restoration.models.common import check_positive
-from densekit.tasks.restoration.models.mefc import EXPERTS, MEFC
-from densekit.tasks.restoration.models.transformer import SparseBlock
 
 __all__ = ['DRSformer']
+
+_LAYERS = LayerFactory(2)
 
 
 def _stage(dim: int, depth: int, heads: int, expansion: float, bias: bool) -> nn.Sequential:
@@ -72,20 +78,20 @@ class DRSformer(FullResolutionBody, nn.Module):
         if dim * 2 % heads[0]:
             raise ValueError(f'heads[0]={heads[0]} must divide 2*dim={dim * 2}')
         e, b = ffn_expansion, bias
-        self.embed = nn.Conv2d(in_channels, dim, 3, padding=1, bias=bias)
+        self.embed = _LAYERS.conv(in_channels, dim, 3, padding=1, bias=bias)
         self.mefc_in = MEFC(dim, mefc_steps, mefc_experts) if mefc else nn.Identity()
         self.enc1 = _stage(widths[0], num_blocks[0], heads[0], e, b)
         self.enc2 = _stage(widths[1], num_blocks[1], heads[1], e, b)
         self.enc3 = _stage(widths[2], num_blocks[2], heads[2], e, b)
         self.latent = _stage(widths[3], num_blocks[3], heads[3], e, b)
         self.downs = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(w, w // 2, 3, padding=1, bias=False), nn.PixelUnshuffle(2))
+            nn.Sequential(_LAYERS.conv(w, w // 2, 3, padding=1, bias=False), nn.PixelUnshuffle(2))
             for w in widths[:3])
         self.ups = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(w, w * 2, 3, padding=1, bias=False), nn.PixelShuffle(2))
+            nn.Sequential(_LAYERS.conv(w, w * 2, 3, padding=1, bias=False), nn.PixelShuffle(2))
             for w in (widths[3], widths[2], widths[1]))
-        self.reduce3 = nn.Conv2d(widths[3], widths[2], 1, bias=bias)
-        self.reduce2 = nn.Conv2d(widths[2], widths[1], 1, bias=bias)
+        self.reduce3 = _LAYERS.conv(widths[3], widths[2], 1, bias=bias)
+        self.reduce2 = _LAYERS.conv(widths[2], widths[1], 1, bias=bias)
         self.dec3 = _stage(widths[2], num_blocks[2], heads[2], e, b)
         self.dec2 = _stage(widths[1], num_blocks[1], heads[1], e, b)
         self.dec1 = _stage(widths[1], num_blocks[0], heads[0], e, b)

@@ -13,11 +13,13 @@ import torch
 from torch import Tensor, nn
 
 from densekit.backbones.contract import FullResolutionBody
-from densekit.layers import ConvNormAct
+from densekit.heads.reconstruction import check_positive
+from densekit.layers import ConvNormAct, LayerFactory
 from densekit.registry import MODELS
-from densekit.tasks.restoration.models.common import check_positive
 
 __all__ = ['CARNBody']
+
+_LAYERS = LayerFactory(2)
 
 
 class _ResidualUnit(nn.Module):
@@ -26,14 +28,16 @@ class _ResidualUnit(nn.Module):
     def __init__(self, channels: int, groups: int) -> None:
         super().__init__()
         if groups == 1:
-            self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1),
+            self.body = nn.Sequential(_LAYERS.conv(channels, channels, 3, padding=1),
                                       nn.ReLU(inplace=True),
-                                      nn.Conv2d(channels, channels, 3, padding=1))
+                                      _LAYERS.conv(channels, channels, 3, padding=1))
         else:
             self.body = nn.Sequential(
-                nn.Conv2d(channels, channels, 3, padding=1, groups=groups), nn.ReLU(inplace=True),
-                nn.Conv2d(channels, channels, 3, padding=1, groups=groups), nn.ReLU(inplace=True),
-                nn.Conv2d(channels, channels, 1))
+                _LAYERS.conv(channels, channels, 3, padding=1, groups=groups),
+                nn.ReLU(inplace=True),
+                _LAYERS.conv(channels, channels, 3, padding=1, groups=groups),
+                nn.ReLU(inplace=True),
+                _LAYERS.conv(channels, channels, 1))
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
@@ -82,7 +86,7 @@ class CARNBody(FullResolutionBody, nn.Module):
             check_positive(name, value)
         if channels % groups:
             raise ValueError(f'groups={groups} must divide channels={channels}')
-        self.entry = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.entry = _LAYERS.conv(in_channels, channels, 3, padding=1)
         blocks = []
         for _ in range(num_blocks):
             if share_units:

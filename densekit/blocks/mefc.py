@@ -14,9 +14,12 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from densekit.tasks.restoration.models.common import check_positive
+from densekit.errors import positive_int
+from densekit.layers import LayerFactory
 
 __all__ = ['EXPERTS', 'MEFC', 'build_expert']
+
+_LAYERS = LayerFactory(2)
 
 EXPERTS = ('sep1', 'sep3', 'sep5', 'sep7', 'dil3', 'dil5', 'dil7', 'avg3')
 
@@ -31,20 +34,21 @@ def build_expert(name: str, channels: int) -> nn.Module:
     k, c = int(size), channels
     if kind == 'sep':
         return nn.Sequential(
-            nn.Conv2d(c, c, k, padding=k // 2, groups=c, bias=False),
-            nn.Conv2d(c, c, 1, bias=False), nn.ReLU(),
-            nn.Conv2d(c, c, k, padding=k // 2, groups=c, bias=False),
-            nn.Conv2d(c, c, 1, bias=False))
-    return nn.Sequential(nn.Conv2d(c, c, k, padding=k - 1, dilation=2, groups=c, bias=False),
-                         nn.Conv2d(c, c, 1, bias=False))
+            _LAYERS.conv(c, c, k, padding=k // 2, groups=c, bias=False),
+            _LAYERS.conv(c, c, 1, bias=False), nn.ReLU(),
+            _LAYERS.conv(c, c, k, padding=k // 2, groups=c, bias=False),
+            _LAYERS.conv(c, c, 1, bias=False))
+    return nn.Sequential(
+        _LAYERS.conv(c, c, k, padding=k - 1, dilation=2, groups=c, bias=False),
+        _LAYERS.conv(c, c, 1, bias=False))
 
 
 class _Step(nn.Module):
     def __init__(self, channels: int, experts: Sequence[str]) -> None:
         super().__init__()
         self.experts = nn.ModuleList(build_expert(e, channels) for e in experts)
-        self.fuse = nn.Sequential(nn.Conv2d(channels * len(experts), channels, 1, bias=False),
-                                  nn.ReLU())
+        self.fuse = nn.Sequential(
+            _LAYERS.conv(channels * len(experts), channels, 1, bias=False), nn.ReLU())
 
     def forward(self, x: Tensor, weights: Tensor) -> Tensor:  # weights: (N, E)
         outs = [expert(x) * weights[:, i].view(-1, 1, 1, 1)
@@ -66,8 +70,8 @@ class MEFC(nn.Module):
 
     def __init__(self, channels: int, steps: int = 4, experts: Sequence[str] = EXPERTS) -> None:
         super().__init__()
-        check_positive('channels', channels)
-        check_positive('steps', steps)
+        positive_int(channels, 'channels')
+        positive_int(steps, 'steps')
         if not experts:
             raise ValueError('experts must not be empty')
         self.steps, self.num_experts = steps, len(experts)
@@ -75,7 +79,7 @@ class MEFC(nn.Module):
         self.router = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                                     nn.Linear(channels, routes * 2), nn.ReLU(),
                                     nn.Linear(routes * 2, routes))
-        self.pre = nn.Sequential(nn.Conv2d(channels, channels, 1, bias=False), nn.ReLU())
+        self.pre = nn.Sequential(_LAYERS.conv(channels, channels, 1, bias=False), nn.ReLU())
         self.layers = nn.ModuleList(_Step(channels, experts) for _ in range(steps))
         self.act = nn.ReLU()
 

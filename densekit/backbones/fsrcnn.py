@@ -2,17 +2,17 @@
 
 conv5 1->d + PReLU (feature extraction), 1x1 d->s + PReLU (shrinking), m x (3x3 s->s + PReLU)
 (mapping), 1x1 s->d + PReLU (expanding); the head is a 9x9 transposed conv with stride = scale
-(:class:`~.common.DeconvHead`). The paper's setting is d=56, s=12, m=4. Use it in a
-``Restorer(luma_only=True)``: the network sees Y and chroma is upscaled bicubically.
+(:class:`~densekit.heads.reconstruction.DeconvHead`). The paper's setting is d=56, s=12, m=4.
+Use it in a ``Restorer(luma_only=True)``: the network sees Y and chroma is upscaled bicubically.
 """
 from __future__ import annotations
 
 from torch import Tensor, nn
 
 from densekit.backbones.contract import FullResolutionBody
+from densekit.heads.reconstruction import check_positive
 from densekit.layers import ConvNormAct
 from densekit.registry import MODELS
-from densekit.tasks.restoration.models.common import check_positive
 
 __all__ = ['FSRCNNBody']
 

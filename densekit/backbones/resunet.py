@@ -12,11 +12,14 @@ from typing import Sequence
 from torch import Tensor, nn
 
 from densekit.backbones.contract import FullResolutionBody
-from densekit.layers import ConvNormAct
+from densekit.blocks.edsr_block import EDSRResBlock
+from densekit.heads.reconstruction import check_positive
+from densekit.layers import ConvNormAct, LayerFactory
 from densekit.registry import MODELS
-from densekit.tasks.restoration.models.common import ResBlock, check_positive
 
 __all__ = ['ResUNet']
+
+_LAYERS = LayerFactory(2)
 
 
 @MODELS.register_module()
@@ -47,15 +50,15 @@ class ResUNet(FullResolutionBody, nn.Module):
         self.size_divisor = 2 ** (len(channels) - 1)
         self.stem = ConvNormAct(2, in_channels, channels[0], 3, padding=1)
         self.encoders = nn.ModuleList(
-            nn.Sequential(*[ResBlock(c) for _ in range(d)]) for c, d in zip(channels, depth))
+            nn.Sequential(*[EDSRResBlock(c) for _ in range(d)]) for c, d in zip(channels, depth))
         self.downs = nn.ModuleList(
             ConvNormAct(2, cin, cout, 3, stride=2, padding=1)
             for cin, cout in zip(channels[:-1], channels[1:]))
         self.ups = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(cout, cin * 4, 1), nn.PixelShuffle(2))
+            nn.Sequential(_LAYERS.conv(cout, cin * 4, 1), nn.PixelShuffle(2))
             for cin, cout in zip(channels[:-1], channels[1:]))
         self.decoders = nn.ModuleList(
-            nn.Sequential(*[ResBlock(c) for _ in range(d)])
+            nn.Sequential(*[EDSRResBlock(c) for _ in range(d)])
             for c, d in zip(channels[:-1], depth[:-1]))
         self.out_channels = (channels[0],)
 

@@ -1,6 +1,7 @@
 """DRSformer's sparse transformer block: channel LayerNorm, TKSA attention and the MSFN FFN.
 
-* :class:`LayerNorm2d` normalises each pixel's channel vector (with bias), ``(N, C, H, W)``.
+* the norms are :class:`~densekit.layers.norm.ChannelLayerNorm` (eps 1e-5): each pixel's channel
+  vector is normalised (with bias), ``(N, C, H, W)``.
 * :class:`TKSA` (top-k sparse attention) is Restormer-style *transposed* attention between
   channels: q, k, v from a 1x1 conv and a depthwise 3x3 conv, L2-normalised q and k along
   the pixels, a learnable temperature per head. Each query keeps only its top-k keys (others
@@ -18,22 +19,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from densekit.tasks.restoration.models.common import check_positive
+from densekit.errors import positive_int
+from densekit.layers import ChannelLayerNorm, LayerFactory
 
-__all__ = ['LayerNorm2d', 'TKSA', 'MSFN', 'SparseBlock', 'TOPK_FRACTIONS']
+__all__ = ['TKSA', 'MSFN', 'SparseBlock', 'TOPK_FRACTIONS', 'LN_EPS']
+
+_LAYERS = LayerFactory(2)
+# DRSformer's channel LayerNorm eps (ChannelLayerNorm's default is ConvNeXt's 1e-6)
+LN_EPS = 1e-5
 
 TOPK_FRACTIONS: Tuple[Tuple[int, int], ...] = ((1, 2), (2, 3), (3, 4), (4, 5))
-
-
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of an ``(N, C, H, W)`` tensor (per pixel, with bias)."""
-
-    def __init__(self, channels: int, eps: float = 1e-5) -> None:
-        super().__init__(check_positive('channels', channels), eps=eps)
-
-    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
-        return F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight,
-                            self.bias, self.eps).permute(0, 3, 1, 2)
 
 
 class TKSA(nn.Module):
@@ -52,8 +47,8 @@ class TKSA(nn.Module):
     def __init__(self, dim: int, num_heads: int, bias: bool = False,
                  topk_fractions: Sequence[Tuple[int, int]] = TOPK_FRACTIONS) -> None:
         super().__init__()
-        check_positive('dim', dim)
-        check_positive('num_heads', num_heads)
+        positive_int(dim, 'dim')
+        positive_int(num_heads, 'num_heads')
         if dim % num_heads:
             raise ValueError(f'num_heads={num_heads} must divide dim={dim}')
         head_dim = dim // num_heads
@@ -63,10 +58,10 @@ class TKSA(nn.Module):
                              f'{topk_fractions!r}')
         self.num_heads = num_heads
         self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
-        self.qkv = nn.Conv2d(dim, dim * 3, 1, bias=bias)
-        self.qkv_dw = nn.Conv2d(dim * 3, dim * 3, 3, padding=1, groups=dim * 3, bias=bias)
+        self.qkv = _LAYERS.conv(dim, dim * 3, 1, bias=bias)
+        self.qkv_dw = _LAYERS.conv(dim * 3, dim * 3, 3, padding=1, groups=dim * 3, bias=bias)
         self.mix = nn.Parameter(torch.full((len(self.ks),), 0.2))
-        self.proj = nn.Conv2d(dim, dim, 1, bias=bias)
+        self.proj = _LAYERS.conv(dim, dim, 1, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
         n, c, h, w = x.shape
@@ -94,16 +89,16 @@ class MSFN(nn.Module):
 
     def __init__(self, dim: int, expansion: float = 2.66, bias: bool = False) -> None:
         super().__init__()
-        check_positive('dim', dim)
+        positive_int(dim, 'dim')
         if not expansion > 0:
             raise ValueError(f'expansion must be > 0, got {expansion!r}')
         hidden = max(1, int(dim * expansion))
-        self.project_in = nn.Conv2d(dim, hidden * 2, 1, bias=bias)
-        self.dw3 = nn.Conv2d(hidden * 2, hidden * 2, 3, padding=1, groups=hidden * 2, bias=bias)
-        self.dw5 = nn.Conv2d(hidden * 2, hidden * 2, 5, padding=2, groups=hidden * 2, bias=bias)
-        self.mix3 = nn.Conv2d(hidden * 2, hidden, 3, padding=1, groups=hidden, bias=bias)
-        self.mix5 = nn.Conv2d(hidden * 2, hidden, 5, padding=2, groups=hidden, bias=bias)
-        self.project_out = nn.Conv2d(hidden * 2, dim, 1, bias=bias)
+        self.project_in = _LAYERS.conv(dim, hidden * 2, 1, bias=bias)
+        self.dw3 = _LAYERS.conv(hidden * 2, hidden * 2, 3, padding=1, groups=hidden * 2, bias=bias)
+        self.dw5 = _LAYERS.conv(hidden * 2, hidden * 2, 5, padding=2, groups=hidden * 2, bias=bias)
+        self.mix3 = _LAYERS.conv(hidden * 2, hidden, 3, padding=1, groups=hidden, bias=bias)
+        self.mix5 = _LAYERS.conv(hidden * 2, hidden, 5, padding=2, groups=hidden, bias=bias)
+        self.project_out = _LAYERS.conv(hidden * 2, dim, 1, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
         x = self.project_in(x)
@@ -120,9 +115,9 @@ class SparseBlock(nn.Module):
     def __init__(self, dim: int, num_heads: int, expansion: float = 2.66,
                  bias: bool = False) -> None:
         super().__init__()
-        self.norm1 = LayerNorm2d(dim)
+        self.norm1 = ChannelLayerNorm(dim, eps=LN_EPS)
         self.attn = TKSA(dim, num_heads, bias)
-        self.norm2 = LayerNorm2d(dim)
+        self.norm2 = ChannelLayerNorm(dim, eps=LN_EPS)
         self.ffn = MSFN(dim, expansion, bias)
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102

@@ -1,10 +1,10 @@
 """EDSR / MDSR body (Lim et al., 2017): residual blocks without normalisation.
 
 Baseline: 16 blocks, 64 channels, ``res_scale=1``; large: 32 blocks, 256 channels,
-``res_scale=0.1``. The head is :class:`~.common.PixelShuffleHead`. The DIV2K mean shift lives in
-the data preprocessor (``mean=DIV2K_MEAN``). MDSR shares the body across scales and adds
-scale-specific pre-processing (two 5x5 residual blocks per scale) here and scale-specific
-upsamplers in the head (``scales=(2, 3, 4)`` on both).
+``res_scale=0.1``. The head is :class:`~densekit.heads.reconstruction.PixelShuffleHead`. The
+DIV2K mean shift lives in the data preprocessor (``mean=DIV2K_MEAN``). MDSR shares the body
+across scales and adds scale-specific pre-processing (two 5x5 residual blocks per scale) here and
+scale-specific upsamplers in the head (``scales=(2, 3, 4)`` on both).
 """
 from __future__ import annotations
 
@@ -13,10 +13,14 @@ from typing import Optional, Sequence
 from torch import Tensor, nn
 
 from densekit.backbones.contract import FullResolutionBody
+from densekit.blocks.edsr_block import EDSRResBlock
+from densekit.heads.reconstruction import check_positive, check_scale
+from densekit.layers import LayerFactory
 from densekit.registry import MODELS
-from densekit.tasks.restoration.models.common import ResBlock, check_positive, check_scale
 
 __all__ = ['EDSRBody']
+
+_LAYERS = LayerFactory(2)
 
 
 @MODELS.register_module()
@@ -48,25 +52,26 @@ class EDSRBody(FullResolutionBody, nn.Module):
         if not 0 < res_scale <= 1:
             raise ValueError(f'res_scale must be in (0, 1], got {res_scale!r}')
         self.multi_scale = scales is not None
-        self.conv_first = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.conv_first = _LAYERS.conv(in_channels, channels, 3, padding=1)
         if self.multi_scale:
             scales = tuple(check_scale(s, name='scales item') for s in scales)
             if not scales:
                 raise ValueError('scales must not be empty')
             self.scales = scales
             self.pre = nn.ModuleDict({
-                str(s): nn.Sequential(ResBlock(channels, 1.0, 5), ResBlock(channels, 1.0, 5))
+                str(s): nn.Sequential(EDSRResBlock(channels, 1.0, 5),
+                                    EDSRResBlock(channels, 1.0, 5))
                 for s in scales})
         if block_cfg is not None and not isinstance(block_cfg, dict):
             raise TypeError(f'block_cfg must be a config dict or None, got {block_cfg!r}')
 
         def block() -> nn.Module:
             if block_cfg is None:
-                return ResBlock(channels, res_scale)
+                return EDSRResBlock(channels, res_scale)
             return MODELS.build(dict(block_cfg, channels=channels, res_scale=res_scale))
 
         self.blocks = nn.Sequential(*[block() for _ in range(num_blocks)])
-        self.conv_body = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv_body = _LAYERS.conv(channels, channels, 3, padding=1)
         self.out_channels = (channels,)
 
     def forward(self, x: Tensor, scale: Optional[int] = None) -> Tensor:  # noqa: D102

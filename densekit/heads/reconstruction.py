@@ -1,6 +1,6 @@
-"""Building blocks shared by the SR networks: residual blocks, upsamplers, reconstruction heads.
+"""Image reconstruction heads of the SR / restoration networks, and their scale helpers.
 
-Every restoration network is a **body** (registered backbone: input image -> features at the
+Every restoration network is a **body** (a registered backbone: input image -> features at the
 input resolution) and a **head** (features and input image -> output image). Heads receive
 the (normalised) input too, for global residuals. Modules needing the scale at run time (MDSR)
 set ``multi_scale = True`` and take ``scale=`` in ``forward``.
@@ -12,17 +12,17 @@ from typing import Optional, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densekit.layers import LayerFactory
 from densekit.registry import MODELS
-from densekit.tasks.restoration.imresize import imresize_tensor
 
-__all__ = ['DIV2K_MEAN', 'SR_SCALES', 'check_scale', 'check_positive', 'ResBlock',
-           'PixelShuffleUpsampler', 'PixelShuffleHead', 'DeconvHead', 'ReconstructionHead',
-           'upsample_image']
+__all__ = ['DIV2K_MEAN', 'SR_SCALES', 'check_scale', 'check_positive', 'PixelShuffleUpsampler',
+           'PixelShuffleHead', 'DeconvHead', 'ReconstructionHead', 'upsample_image']
 
 # RGB mean of DIV2K's training images in [0, 1]: EDSR/CARN subtract it from the input and add it
 # back to the output ("mean shift"); densekit does this in the data preprocessor (``mean``).
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 SR_SCALES = (2, 3, 4)
+_LAYERS = LayerFactory(2)
 
 
 def check_positive(name: str, value: object) -> int:
@@ -49,6 +49,9 @@ def resolve_scale(requested: Optional[int], own: int, module: str) -> int:
 def upsample_image(x: Tensor, scale: int, mode: str) -> Tensor:
     """Upsample an image batch: ``'bicubic'`` (MATLAB ``imresize``) or ``'bilinear'``."""
     if mode == 'bicubic':
+        # lazy: the MATLAB resize lives with the restoration task, which imports these heads
+        from densekit.tasks.restoration.imresize import imresize_tensor
+
         return imresize_tensor(x, float(scale))
     return F.interpolate(x, scale_factor=scale, mode='bilinear', align_corners=False)
 
@@ -56,34 +59,6 @@ def upsample_image(x: Tensor, scale: int, mode: str) -> Tensor:
 def _check_skip(input_skip: Optional[str]) -> None:
     if input_skip not in (None, 'bicubic', 'bilinear'):
         raise ValueError(f"input_skip must be None, 'bicubic' or 'bilinear', got {input_skip!r}")
-
-
-class ResBlock(nn.Module):
-    """EDSR residual block without normalisation: ``x + res_scale * conv(relu(conv(x)))``.
-
-    Args:
-        channels: Feature channels.
-        res_scale: Residual scaling (0.1 stabilises wide EDSR).
-        kernel_size: Odd kernel size (MDSR's scale-specific blocks use 5).
-
-    Example:
-        >>> ResBlock(16)(torch.randn(1, 16, 8, 8)).shape
-        torch.Size([1, 16, 8, 8])
-    """
-
-    def __init__(self, channels: int, res_scale: float = 1.0, kernel_size: int = 3) -> None:
-        super().__init__()
-        check_positive('channels', channels)
-        if kernel_size % 2 == 0 or kernel_size < 1:
-            raise ValueError(f'kernel_size must be a positive odd int, got {kernel_size!r}')
-        pad = kernel_size // 2
-        self.conv1 = nn.Conv2d(channels, channels, kernel_size, padding=pad)
-        self.conv2 = nn.Conv2d(channels, channels, kernel_size, padding=pad)
-        self.act = nn.ReLU(inplace=True)
-        self.res_scale = float(res_scale)
-
-    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
-        return x + self.conv2(self.act(self.conv1(x))) * self.res_scale
 
 
 class PixelShuffleUpsampler(nn.Sequential):
@@ -106,8 +81,8 @@ class PixelShuffleUpsampler(nn.Sequential):
         steps = [2, 2] if scale == 4 else [scale]
         layers: list = []
         for factor in steps:
-            layers.append(nn.Conv2d(channels, channels * factor * factor, 3, padding=1,
-                                    groups=groups))
+            layers.append(_LAYERS.conv(channels, channels * factor * factor, 3, padding=1,
+                                       groups=groups))
             if act:
                 layers.append(nn.ReLU(inplace=True))
             layers.append(nn.PixelShuffle(factor))
@@ -155,7 +130,7 @@ class PixelShuffleHead(nn.Module):
         self.upsamplers = nn.ModuleDict({
             str(s): PixelShuffleUpsampler(in_channels, s, act=act, groups=groups)
             for s in self.scales})
-        self.conv_out = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv_out = _LAYERS.conv(in_channels, out_channels, 3, padding=1)
         self.input_skip = input_skip
         if input_skip:
             nn.init.zeros_(self.conv_out.weight)
@@ -219,8 +194,8 @@ class ReconstructionHead(nn.Module):
         super().__init__()
         check_positive('in_channels', in_channels)
         check_positive('out_channels', out_channels)
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2,
-                              bias=bias)
+        self.conv = _LAYERS.conv(in_channels, out_channels, kernel_size,
+                                 padding=kernel_size // 2, bias=bias)
         self.residual = residual
 
     def forward(self, feats: Tensor, lq: Tensor) -> Tensor:  # noqa: D102
