@@ -1,0 +1,4 @@
+"""Old location of :class:`densekit.backbones.carn.CARNBody`."""
+from densekit.backbones.carn import CARNBody
+
+__all__ = ['CARNBody']

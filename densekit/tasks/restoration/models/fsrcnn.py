@@ -1,0 +1,4 @@
+"""Old location of :class:`densekit.backbones.fsrcnn.FSRCNNBody`."""
+from densekit.backbones.fsrcnn import FSRCNNBody
+
+__all__ = ['FSRCNNBody']

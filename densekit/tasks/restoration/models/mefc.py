@@ -1,0 +1,4 @@
+"""Old location of :mod:`densekit.blocks.mefc`."""
+from densekit.blocks.mefc import EXPERTS, MEFC, build_expert
+
+__all__ = ['EXPERTS', 'MEFC', 'build_expert']
