@@ -53,7 +53,7 @@ def deform_weighting_flops(model: nn.Module, x: torch.Tensor) -> int:
 
     Each injector call costs ``batch x queries x points x levels x value width``.
     """
-    from densekit.necks.piip_interaction import PIIPInjector
+    from densekit.backbones.piip_interaction import PIIPInjector
 
     total = [0]
 

@@ -1,6 +1,6 @@
 """densekit: dense prediction and image restoration on PyTorch and OpenMMLab.
 
-A model is a shared **backbone**, a **neck** (FPN, ASPP, JPU, PIIP interaction) and a task
+A model is a shared **backbone**, a **neck** (FPN, ASPP, JPU, SEPC, RCNet) and a task
 **head**, for five task families (segmentation, detection, super-resolution, deraining, medical
 3D segmentation). Everything is registered in the ``densekit`` registry scope.
 

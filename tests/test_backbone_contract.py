@@ -2,8 +2,8 @@
 ``out_strides`` describe what ``forward`` returns, on an odd-sized input.
 
 Backbones are found by walking the registry (every class defined in ``densekit.backbones``,
-every encoder and restoration body), built from the registry walk's table of small
-arguments, so a new backbone cannot be registered without being checked here.
+where the restoration bodies live too, and every encoder), built from the registry walk's table
+of small arguments, so a new backbone cannot be registered without being checked here.
 """
 from __future__ import annotations
 
@@ -20,19 +20,17 @@ from tests.test_registry_walk import CASES
 NOT_BACKBONES = {
     'InceptionDWConv': 'the InceptionNeXt token mixer, a block',
     'MeshNet': 'a whole segmentation network: it returns class logits (decode_head=None)',
+    'PIIPInteraction': "PIIP's cross-branch interaction unit: it maps two token sequences to two "
+                       "(checked through PIIP)",
     'PIIPSimplePyramid': "PIIP's output pyramid: it takes PIIP's stride-16 map, and its strides "
                          "are the image's (checked through PIIP)",
     'ResNetHDC': "mmseg's ResNetV1c with a dilation schedule: 'auto' probes it like mmseg's",
 }
-# restoration networks registered outside densekit.backbones that are bodies
-BODIES = {'DRSformer', 'ResUNet'}
-
 
 def _is_backbone(name: str) -> bool:
     cls = registry.MODELS.get(name)
     module = getattr(cls, '__module__', '')
-    return (module.startswith('densekit.backbones') or name.endswith(('Encoder', 'Body'))
-            or name in BODIES)
+    return module.startswith('densekit.backbones') or name.endswith(('Encoder', 'Body'))
 
 
 BACKBONES = sorted(n for n in CASES if _is_backbone(n) and n not in NOT_BACKBONES)

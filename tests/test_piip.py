@@ -9,7 +9,7 @@ from torch import nn
 
 from densekit.backbones.piip import PIIP, PIIPSimplePyramid
 from densekit.backbones.piip_adapters import build_piip_adapter
-from densekit.necks.piip_interaction import PIIPInjector, PIIPInteraction, reference_points
+from densekit.backbones.piip_interaction import PIIPInjector, PIIPInteraction, reference_points
 from densekit.registry import MODELS
 
 ROOT = os.path.join(os.path.dirname(__file__), '..')

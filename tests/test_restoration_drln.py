@@ -12,8 +12,8 @@ from mmengine.registry import DefaultScope
 import densekit  # noqa: F401  (registers everything)
 from densekit.backbones.drln import DRLNBody, LaplacianAttention
 from densekit.errors import ArgumentError
+from densekit.heads.reconstruction import PixelShuffleHead
 from densekit.registry import MODELS
-from densekit.tasks.restoration.models.common import PixelShuffleHead
 
 REPO = Path(__file__).resolve().parents[1]
 

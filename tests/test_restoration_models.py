@@ -7,9 +7,9 @@ import torch
 import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 
+from densekit.blocks.mefc import build_expert
 from densekit.registry import MODELS
 from densekit.tasks.restoration.models import MEFC, MSFN, TKSA, LayerNorm2d, Shift8
-from densekit.tasks.restoration.models.mefc import build_expert
 
 from .restoration_threads import idle_threads  # noqa: F401
 

@@ -5,7 +5,7 @@ Head conv 3 -> C, then a cascade of dense residual Laplacian modules (DRLMs) in 
 DRLM output so far are concatenated and compressed by a 3x3 conv + ReLU (``k * C -> C``) that
 feeds the next DRLM; the group output is the last compressed map plus the group input (medium
 skip); the body output adds the head features (long skip). The reconstruction head is
-:class:`~densekit.tasks.restoration.models.common.PixelShuffleHead` with ``act=True``
+:class:`~densekit.heads.reconstruction.PixelShuffleHead` with ``act=True``
 (conv, ReLU, PixelShuffle per x2 step, then a 3x3 conv to RGB), and the DIV2K mean shift lives
 in the data preprocessor, so DRLN = ``DRLNBody`` + ``PixelShuffleHead(act=True)``.
 

@@ -39,8 +39,8 @@ from torch import nn
 
 from densekit.backbones.contract import ShapeContract, as_stride_tuples
 from densekit.backbones.piip_adapters import PIIPBranchAdapter, build_piip_adapter
+from densekit.backbones.piip_interaction import PIIPInteraction, check_interaction_width
 from densekit.layers import ConvNormAct
-from densekit.necks.piip_interaction import PIIPInteraction, check_interaction_width
 from densekit.registry import MODELS
 
 _INTERACTION_KEYS = ('num_heads', 'num_points', 'value_ratio', 'ffn_ratio', 'drop_path_rate',

@@ -12,8 +12,8 @@ from typing import List
 from torch import Tensor, nn
 
 from densekit.errors import ArgumentError
+from densekit.heads.reconstruction import check_scale, upsample_image
 from densekit.registry import MODELS
-from densekit.tasks.restoration.models.common import check_scale, upsample_image
 
 __all__ = ['CATANetHead']
 

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densekit.errors import ArgumentError
+from densekit.heads.reconstruction import upsample_image
 from densekit.registry import MODELS
-from densekit.tasks.restoration.models.common import upsample_image
 
 __all__ = ['PixelShuffleSkipHead']
 

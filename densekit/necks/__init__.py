@@ -9,6 +9,5 @@ from densekit.necks.fpn import FPN
 from densekit.necks.jpu import JPU
 
 __all__ = ['ASPP', 'FPN', 'JPU', 'convert_state_dict']
-from densekit.necks.piip_interaction import PIIPInjector, PIIPInteraction  # noqa: F401,E402
 from densekit.necks.rcnet import RCNet  # noqa: F401,E402
 from densekit.necks.sepc import SEPC  # noqa: F401,E402

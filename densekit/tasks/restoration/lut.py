@@ -222,7 +222,7 @@ class LUTModel:
         """``(H, W)`` luma in [0, 1] -> ``(sH, sW)`` float32 (unclamped), skip included."""
         out = self.residual(luma)
         if self.input_skip:
-            from densekit.tasks.restoration.models.common import upsample_image
+            from densekit.heads.reconstruction import upsample_image
             lq = torch.from_numpy(np.ascontiguousarray(luma, dtype=np.float32))[None, None]
             out = out + upsample_image(lq, self.scale, self.input_skip)[0, 0].numpy()
         return out
