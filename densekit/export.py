@@ -96,6 +96,19 @@ def _refuse_custom_ops(model: nn.Module) -> None:
                         'one-stage detector rather than a two-stage one)')
 
 
+def _refuse_low_opset(model: nn.Module, opset: int) -> None:
+    """Refuse ``opset`` below the ``onnx_min_opset`` a module declares (an op it traces to,
+    e.g. ScatterElements with ``reduction='add'``, exists only from that opset on)."""
+    low = [(int(module.onnx_min_opset), name, type(module).__name__)
+           for name, module in model.named_modules()
+           if getattr(module, 'onnx_min_opset', None) is not None
+           and opset < int(module.onnx_min_opset)]
+    if low:
+        minimum, name, kind = max(low, key=lambda item: item[0])
+        raise ExportRefused(f'opset {opset} is too low: {name} ({kind}) needs opset >= '
+                            f'{minimum}; export with --opset {minimum} or higher')
+
+
 class _Normalised(nn.Module):
     """Applies the data preprocessor's mean/std (buffers copied from it) to pixel inputs."""
 
@@ -299,6 +312,7 @@ def export_onnx(config: Any, checkpoint: str, out: str, *, opset: int = DEFAULT_
     task = detect_task(cfg)
     model = build_model(cfg, checkpoint, 'cpu', strict=strict)
     graph = export_graph(model, task)
+    _refuse_low_opset(graph, opset)
     shape = _check_shape(shape, task)
     export_size, verify_size = _default_shapes(cfg, model, task)
     export_size = shape or export_size
