@@ -17,7 +17,9 @@ Batch and spatial sizes are dynamic unless ``static=True`` fixes them at ``shape
 ``.onnx`` file is written atomically: an export that fails leaves nothing behind, and a
 checkpoint that does not fit the config is refused before anything is traced. A model with a
 module that needs mmcv's compiled ops (deformable convolution: FADConv, PIIP's deformable
-attention, the deformable SEPC / RCNet variants) is refused with the module's name and why.
+attention, the deformable SEPC / RCNet variants) is refused with the module's name and why,
+and so is an ``opset`` below the ``onnx_min_opset`` a module declares (CATANet's LRSA sums
+its overlapping patches with ScatterElements ``reduction='add'``: opset 16).
 
 ``verify`` runs the file in onnxruntime and the model in PyTorch on a size different from the
 export size (97x131 in 2D) and reports the largest absolute difference, next to the float32

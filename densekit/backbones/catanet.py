@@ -315,8 +315,8 @@ class LocalRegionSelfAttention(nn.Module):
         b, c, h, w = x.shape
         ph, tops = patch_layout(size_tensor(x, 2), self.patch_size)
         pw, lefts = patch_layout(size_tensor(x, 3), self.patch_size)
-        rows = tops.unsqueeze(-1) + torch.arange(ph, device=x.device)   # (nh, ph)
-        cols = lefts.unsqueeze(-1) + torch.arange(pw, device=x.device)  # (nw, pw)
+        rows = tops.to(x.device).unsqueeze(-1) + torch.arange(ph, device=x.device)   # (nh, ph)
+        cols = lefts.to(x.device).unsqueeze(-1) + torch.arange(pw, device=x.device)  # (nw, pw)
         flat = (rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(-1)
         # (B, C, nh*nw*ph*pw) -> one token sequence per patch
         patches = x.flatten(2)[:, :, flat].reshape(b, c, -1, ph * pw).permute(0, 2, 3, 1)

@@ -21,28 +21,29 @@ Size = Union[int, Tensor]
 
 
 def size_tensor(x: Tensor, dim: int) -> Tensor:
-    """``x.shape[dim]`` as a 0-d int64 tensor (traced as a Shape op, not a constant)."""
-    return torch._shape_as_tensor(x)[dim].to(x.device)
+    """``x.shape[dim]`` as a 0-d int64 CPU tensor (traced as a Shape op, not a constant; on the
+    CPU whatever ``x``'s device, so the size arithmetic never waits for an accelerator)."""
+    return torch._shape_as_tensor(x)[dim]
 
 
-def _as_size(value: Size, device: torch.device) -> Tensor:
+def _as_size(value: Size) -> Tensor:
     if isinstance(value, Tensor):
-        return value.to(device=device, dtype=torch.long).reshape(())
+        return value.to(device='cpu', dtype=torch.long).reshape(())
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f'adaptive_max_pool: output sizes must be positive ints, got '
                          f'{value!r}')
-    return torch.tensor(value, dtype=torch.long, device=device)
+    return torch.tensor(value, dtype=torch.long)
 
 
 def _pool_axis(x: Tensor, dim: int, out: Tensor) -> Tensor:
     length = size_tensor(x, dim)
-    index = torch.arange(out, device=x.device)
+    index = torch.arange(out)  # the window arithmetic on the CPU, the gather on x's device
     start = torch.div(index * length, out, rounding_mode='floor')
     end = -torch.div(-(index + 1) * length, out, rounding_mode='floor')  # ceil
     longest = (end - start).max()
-    members = torch.minimum(start.unsqueeze(1) + torch.arange(longest, device=x.device),
+    members = torch.minimum(start.unsqueeze(1) + torch.arange(longest),
                             (end - 1).unsqueeze(1))  # (S, K): the last member repeated
-    picked = x.index_select(dim, members.reshape(-1))
+    picked = x.index_select(dim, members.reshape(-1).to(x.device))
     shape = list(x.shape)
     shape[dim:dim + 1] = [out, -1]
     return picked.reshape(shape).amax(dim + 1)
@@ -66,5 +67,5 @@ def adaptive_max_pool(x: Tensor, size: Sequence[Size]) -> Tensor:
         raise ValueError(f'adaptive_max_pool: size needs one entry per spatial axis of the '
                          f'{tuple(x.shape)} input, got {len(size)}')
     for axis, value in enumerate(size):
-        x = _pool_axis(x, 2 + axis, _as_size(value, x.device))
+        x = _pool_axis(x, 2 + axis, _as_size(value))
     return x
