@@ -18,7 +18,9 @@ Batch and spatial sizes are dynamic unless ``static=True`` fixes them at ``shape
 ``.onnx`` file is written atomically: an export that fails leaves nothing behind, and a
 checkpoint that does not fit the config is refused before anything is traced. A model with a
 module that needs mmcv's compiled ops (deformable convolution: FADConv, PIIP's deformable
-attention, the deformable SEPC / RCNet variants) is refused with the module's name and why.
+attention, the deformable SEPC / RCNet variants) is refused with the module's name and why,
+and so is an ``opset`` below the ``onnx_min_opset`` a module declares (CATANet's LRSA sums
+its overlapping patches with ScatterElements ``reduction='add'``: opset 16).
 
 ``verify`` runs the file in onnxruntime and the model in PyTorch on a size different from the
 export size (97x131 in 2D) and reports the largest absolute difference, next to the float32
@@ -95,6 +97,19 @@ def _refuse_custom_ops(model: nn.Module) -> None:
     raise ExportRefused(f'cannot export to standard ONNX ops: {listing}{more}. Export a '
                         'variant without them (SEPC lite, RCNet with plain convs, no FADC; a '
                         'one-stage detector rather than a two-stage one)')
+
+
+def _refuse_low_opset(model: nn.Module, opset: int) -> None:
+    """Refuse ``opset`` below the ``onnx_min_opset`` a module declares (an op it traces to,
+    e.g. ScatterElements with ``reduction='add'``, exists only from that opset on)."""
+    low = [(int(module.onnx_min_opset), name, type(module).__name__)
+           for name, module in model.named_modules()
+           if getattr(module, 'onnx_min_opset', None) is not None
+           and opset < int(module.onnx_min_opset)]
+    if low:
+        minimum, name, kind = max(low, key=lambda item: item[0])
+        raise ExportRefused(f'opset {opset} is too low: {name} ({kind}) needs opset >= '
+                            f'{minimum}; export with --opset {minimum} or higher')
 
 
 class _Normalised(nn.Module):
@@ -300,6 +315,7 @@ def export_onnx(config: Any, checkpoint: str, out: str, *, opset: int = DEFAULT_
     task = detect_task(cfg)
     model = build_model(cfg, checkpoint, 'cpu', strict=strict)
     graph = export_graph(model, task)
+    _refuse_low_opset(graph, opset)
     shape = _check_shape(shape, task)
     export_size, verify_size = _default_shapes(cfg, model, task)
     export_size = shape or export_size

@@ -4,7 +4,8 @@ Every task family is exported from a CPU config, run by onnxruntime at sizes the
 traced with, and compared with the PyTorch model. The bound is 1e-4, or four float32 floors
 (the model in float32 against itself in float64) where the model's own float32 rounding is
 larger than that. Refusals (mmcv ops, two-stage detectors, checkpoints that do not fit) leave
-no file behind.
+no file behind. RCNet, CATANet and D-Former, whose forwards used to bake sizes into the trace,
+export and verify too: tests/test_export_dynamic.py.
 """
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ Defaults are the paper's: dim 40, qk_dim 36, 4 heads, FFN hidden 96, 8 groups wi
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import List, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -39,10 +39,11 @@ from torch import Tensor, nn
 
 from densekit.backbones.contract import FullResolutionBody
 from densekit.errors import ArgumentError, positive_int
+from densekit.layers import size_tensor
 from densekit.registry import MODELS
 
 __all__ = ['CATANetBody', 'TokenAggregationBlock', 'LocalRegionSelfAttention', 'ConvFFN',
-           'sort_tokens', 'restore_order', 'mirror_index', 'patch_starts']
+           'sort_tokens', 'restore_order', 'mirror_index', 'patch_starts', 'patch_layout']
 
 
 
@@ -55,7 +56,8 @@ def _heads(num_heads: int, dims: Sequence[Tuple[str, int]]) -> int:
     return num_heads
 
 
-def mirror_index(length: int, total: int, device: torch.device) -> Tensor:
+def mirror_index(length: Union[int, Tensor], total: Union[int, Tensor],
+                 device: torch.device) -> Tensor:
     """Indices ``0 .. total-1`` into a sequence of ``length``, mirrored past its end.
 
     Position ``length + j`` maps to ``length - 1 - j`` (the tail padded with the flipped last
@@ -73,9 +75,14 @@ def sort_tokens(tokens: Tensor, centres: Tensor) -> Tuple[Tensor, Tensor]:
     """Tokens ``(B, N, C)`` stably sorted by their highest-cosine centre ``(M, C)``.
 
     Returns the sorted tokens and the permutation ``(B, N)`` (sorted position -> raster index).
+    The stable sort is a ``topk`` over the whole length of the unique keys
+    ``centre * N + position`` (the same permutation as a stable argsort of the centre
+    indices), so the length stays a tensor and the sort exports with dynamic sizes.
     """
     scores = F.normalize(tokens, dim=-1) @ F.normalize(centres, dim=-1).t()
-    order = torch.argsort(scores.argmax(dim=-1), dim=-1, stable=True)
+    length = size_tensor(tokens, 1)
+    keys = scores.argmax(dim=-1) * length + torch.arange(length, device=tokens.device)
+    order = torch.topk(keys, length, dim=-1, largest=False, sorted=True).indices
     return tokens.gather(1, order.unsqueeze(-1).expand_as(tokens)), order
 
 
@@ -99,6 +106,22 @@ def patch_starts(length: int, patch: int) -> Tuple[int, List[int]]:
         return length, [0]
     step = patch - 2
     return patch, [min(i, length - patch) for i in range(0, length + step - patch, step)]
+
+
+def patch_layout(length: Tensor, patch: int) -> Tuple[Tensor, Tensor]:
+    """:func:`patch_starts` with the length as a 0-d int64 tensor: the patch size used and the
+    start offsets as tensors (so LRSA exports with dynamic sizes).
+
+    Example:
+        >>> size, starts = patch_layout(torch.tensor(40), 16)
+        >>> int(size), starts.tolist()
+        (16, [0, 14, 24])
+    """
+    size = torch.clamp(length, max=patch)
+    step = patch - 2
+    count = torch.div(length - size + step - 1, step, rounding_mode='floor') + 1
+    starts = torch.minimum(torch.arange(count, device=length.device) * step, length - size)
+    return size, starts
 
 
 class ConvFFN(nn.Module):
@@ -225,9 +248,9 @@ class TokenAggregationBlock(nn.Module):
     # -- attention ----------------------------------------------------------------------------
     def _intra_group(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """IASA over sorted ``(B, heads, N, d)`` tensors: chunk g attends to chunks g, g+1."""
-        n = q.shape[-2]
-        size = min(self.group_size, n)
-        groups = -(-n // size)
+        n = size_tensor(q, -2)
+        size = torch.clamp(n, max=self.group_size)
+        groups = -torch.div(-n, size, rounding_mode='floor')
         q_index = mirror_index(n, groups * size, q.device).view(groups, size)
         starts = torch.arange(groups, device=q.device).unsqueeze(-1) * size
         kv_index = mirror_index(n, (groups + 1) * size, q.device)[
@@ -264,6 +287,7 @@ class LocalRegionSelfAttention(nn.Module):
     """
 
     per_sample_eval = True
+    onnx_min_opset = 16  # the overlap sums: ScatterElements with reduction='add'
 
     def __init__(self, dim: int, qk_dim: int, num_heads: int, hidden_dim: int,
                  patch_size: int) -> None:
@@ -289,19 +313,18 @@ class LocalRegionSelfAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
         b, c, h, w = x.shape
-        ph, tops = patch_starts(h, self.patch_size)
-        pw, lefts = patch_starts(w, self.patch_size)
-        rows = (torch.tensor(tops, device=x.device).unsqueeze(-1)
-                + torch.arange(ph, device=x.device))  # (nh, ph)
-        cols = (torch.tensor(lefts, device=x.device).unsqueeze(-1)
-                + torch.arange(pw, device=x.device))  # (nw, pw)
+        ph, tops = patch_layout(size_tensor(x, 2), self.patch_size)
+        pw, lefts = patch_layout(size_tensor(x, 3), self.patch_size)
+        rows = tops.to(x.device).unsqueeze(-1) + torch.arange(ph, device=x.device)   # (nh, ph)
+        cols = lefts.to(x.device).unsqueeze(-1) + torch.arange(pw, device=x.device)  # (nw, pw)
         flat = (rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(-1)
         # (B, C, nh*nw*ph*pw) -> one token sequence per patch
         patches = x.flatten(2)[:, :, flat].reshape(b, c, -1, ph * pw).permute(0, 2, 3, 1)
         attended = self._attend(patches.reshape(-1, ph * pw, c)).reshape(patches.shape)
-        summed = x.new_zeros(b, c, h * w).index_add(2, flat,
-                                                    attended.permute(0, 3, 1, 2).flatten(2))
-        cover = torch.bincount(flat, minlength=h * w).to(x.dtype)
+        # overlaps summed and averaged by scatter-adds (ONNX ScatterElements, reduction add)
+        summed = x.new_zeros(b, c, h * w).scatter_add(
+            2, flat.expand(b, c, -1), attended.permute(0, 3, 1, 2).flatten(2))
+        cover = x.new_zeros(h * w).scatter_add(0, flat, x.new_ones(flat.shape))
         tokens = (x.flatten(2) + summed / cover).transpose(1, 2)
         tokens = tokens + self.ffn(self.ffn_norm(tokens), (h, w))
         return tokens.transpose(1, 2).reshape(b, c, h, w)

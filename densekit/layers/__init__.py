@@ -35,6 +35,7 @@ from densekit.layers.factory import (
 )
 from densekit.layers.fold import can_fold, fold_conv_bn, fuse_conv_bn, set_fast_eval
 from densekit.layers.norm import ChannelLayerNorm
+from densekit.layers.pooling import adaptive_max_pool, size_tensor
 from densekit.layers.spec import LayerSpec, normalize_spec
 
 __all__ = [
@@ -43,5 +44,5 @@ __all__ = [
     'SeparableConvNormAct', 'conv_forward', 'fuse_model', 'can_fold',
     'fold_conv_bn', 'fuse_conv_bn', 'set_fast_eval', 'conv_skip_padding', 'valid_tap_fraction',
     'zone_plan', 'cat_phases', 'channels_last', 'conv_polyphase', 'empty_channels_last',
-    'is_channels_last', 'ChannelLayerNorm',
+    'is_channels_last', 'ChannelLayerNorm', 'adaptive_max_pool', 'size_tensor',
 ]

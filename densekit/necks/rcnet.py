@@ -21,7 +21,8 @@ A drop-in replacement for FPN (same inputs, same ``num_outs`` maps of ``out_chan
     convs are the default (no mmcv op: traces, exports, runs in 3D) and
     ``fusion_conv='dcnv2'`` selects mmcv's modulated deformable conv (2D only).
 * **CSN** (cross-scale shift network): all RevFP outputs are brought to the resolution of level
-  ``csn_level`` (finer ones by adaptive max-pool, coarser ones by (bi/tri)linear upsampling) and
+  ``csn_level`` (finer ones by adaptive max-pool (:func:`~densekit.layers.adaptive_max_pool`,
+  which exports with dynamic sizes), coarser ones by (bi/tri)linear upsampling) and
   stacked along a level axis. Channel groups of ``shift_channels`` are rolled along the level
   axis by ``shifts`` (default +1, -1, +2, -2, cyclic: level ``l`` receives group ``j`` from level
   ``(l - shifts[j]) mod L``), concatenated to the unshifted channels, and a per-level (unshared)
@@ -40,7 +41,14 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from densekit.errors import ArgumentError, positive_int
-from densekit.layers import ConvNormAct, LayerFactory, check_features, resize
+from densekit.layers import (
+    ConvNormAct,
+    LayerFactory,
+    adaptive_max_pool,
+    check_features,
+    resize,
+    size_tensor,
+)
 from densekit.registry import MODELS
 
 __all__ = ['RCNet']
@@ -55,9 +63,11 @@ def _max_pool_half(x: Tensor) -> Tensor:
     return pool(x, kernel_size=2, stride=2, ceil_mode=True)
 
 
-def _adaptive_max(x: Tensor, size: Sequence[int]) -> Tensor:
-    pool = F.adaptive_max_pool2d if x.dim() == 4 else F.adaptive_max_pool3d
-    return pool(x, tuple(size))
+def _adaptive_max(x: Tensor, like: Tensor) -> Tensor:
+    """Adaptive max-pool of ``x`` to the spatial size of ``like`` (the same values as
+    ``F.adaptive_max_pool2d/3d``; the sizes stay tensors, so the neck exports with dynamic
+    sizes)."""
+    return adaptive_max_pool(x, [size_tensor(like, d) for d in range(2, like.dim())])
 
 
 class _Gate(nn.Module):
@@ -197,7 +207,7 @@ class _CrossScaleShift(nn.Module):
 
     def forward(self, feats: Sequence[Tensor]) -> List[Tensor]:
         size = feats[self.ref_level].shape[2:]
-        same = [_adaptive_max(f, size) if i < self.ref_level else
+        same = [_adaptive_max(f, feats[self.ref_level]) if i < self.ref_level else
                 f if i == self.ref_level else
                 F.interpolate(f, size=size, mode=self.upsample_mode, align_corners=False)
                 for i, f in enumerate(feats)]
@@ -212,7 +222,7 @@ class _CrossScaleShift(nn.Module):
                 y = F.interpolate(y, size=f.shape[2:], mode=self.upsample_mode,
                                   align_corners=False)
             elif i > self.ref_level:
-                y = _adaptive_max(y, f.shape[2:])
+                y = _adaptive_max(y, f)
             outs.append(f + y)
         return outs
 

@@ -13,7 +13,8 @@ Layout (channels-last tokens ``(N, *spatial, C)`` inside, NCDHW outside):
 * patch merging between stages (2x2x2 neighbours concatenated, LayerNorm, linear to 2C).
 
 Where a token grid is smaller than the window along an axis, that axis is not split. Grids that
-are not a multiple of the window are zero-padded and the padded tokens are masked out as keys,
+are not a multiple of the window are zero-padded and the padded tokens are masked out as keys
+(every grid goes through the pad and the mask, so the encoder exports with dynamic sizes),
 so any input size works (the patch embedding and the mergings pad odd sizes as well; level
 ``i`` has ``ceil(size / stride_i)`` voxels).
 
@@ -47,7 +48,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from densekit.backbones.contract import ShapeContract
-from densekit.layers import LayerFactory, as_tuple, check_spatial_dims
+from densekit.layers import LayerFactory, as_tuple, check_spatial_dims, size_tensor
 from densekit.registry import MODELS
 from densekit.tasks.medical3d.blocks import DEFAULT_ACT, DEFAULT_NORM, ResBlock
 
@@ -171,24 +172,26 @@ class DFormerBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, *grid, C)`` -> ``(N, *grid, C)``."""
-        grid = list(x.shape[1:-1])
-        window = [min(w, g) for w, g in zip(self.window_size, grid)]
-        padded = [math.ceil(g / w) * w for g, w in zip(grid, window)]
-        h = self.norm1(x)
-        key_mask = None
-        if padded != grid:
-            pads = [0, 0]  # channels, then the spatial axes from the last one
-            for g, p in zip(reversed(grid), reversed(padded)):
-                pads += [0, p - g]
-            h = F.pad(h, pads)
-            valid = torch.zeros([1, *padded, 1], dtype=torch.bool, device=x.device)
-            valid[(slice(None), *[slice(0, g) for g in grid])] = True
-            key_mask = partition_groups(valid, window, self.dilated)[..., 0]
-            key_mask = key_mask.repeat(x.shape[0], 1)
+        d = x.dim() - 2
+        grid = [size_tensor(x, 1 + i) for i in range(d)]
+        window = [torch.clamp(g, max=w) for w, g in zip(self.window_size, grid)]
+        padded = [-torch.div(-g, w, rounding_mode='floor') * w for g, w in zip(grid, window)]
+        # always padded to the window multiple (a zero pad when it divides) and the padded keys
+        # masked: no Python branch on the size, so the graph exports with dynamic sizes
+        pads = [0, 0]  # channels, then the spatial axes from the last one
+        for g, p in zip(reversed(grid), reversed(padded)):
+            pads += [0, p - g]
+        h = F.pad(self.norm1(x), pads)
+        valid = torch.ones([1] * (d + 2), dtype=torch.bool, device=x.device)
+        for axis, (g, p) in enumerate(zip(grid, padded)):
+            inside = torch.arange(p, device=x.device) < g
+            valid = valid & inside.reshape([1] * (1 + axis) + [-1] + [1] * (d - axis))
+        valid = valid.expand(1, *padded, 1)
+        key_mask = partition_groups(valid, window, self.dilated)[..., 0]
+        key_mask = key_mask.repeat(x.shape[0], 1)
         groups = self.attn(partition_groups(h, window, self.dilated), key_mask)
         h = merge_groups(groups, window, padded, self.dilated)
-        if padded != grid:
-            h = h[(slice(None), *[slice(0, g) for g in grid])]
+        h = h[(slice(None), *[slice(0, g) for g in grid])]
         x = x + h
         return x + self.mlp(self.norm2(x))
 
@@ -206,13 +209,12 @@ class PatchMerging(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, *grid, C)`` -> ``(N, *ceil(grid / 2), out_dim)``."""
-        grid = list(x.shape[1:-1])
+        grid = [size_tensor(x, 1 + i) for i in range(x.dim() - 2)]
         pads = [0, 0]
         for g in reversed(grid):
             pads += [0, g % 2]
-        if any(pads):
-            x = F.pad(x, pads)
-        half = [(g + 1) // 2 for g in grid]
+        x = F.pad(x, pads)  # always (a zero pad on even grids): no branch on the size
+        half = [torch.div(g + 1, 2, rounding_mode='floor') for g in grid]
         d = self.spatial_dims
         x = x.reshape(x.shape[0], *[v for h in half for v in (h, 2)], x.shape[-1])
         x = x.permute(0, *[1 + 2 * i for i in range(d)], *[2 + 2 * i for i in range(d)],
@@ -393,10 +395,10 @@ class DFormerEncoder(ShapeContract, BaseModule):
         for block in self.stem:
             h = block(h)
             feats.append(h)
-        pads: List[int] = []
-        for s, p in zip(reversed(x.shape[2:]), reversed(self.patch_size)):
-            pads += [0, -s % p]
-        tokens = self.patch_embed(F.pad(x, pads) if any(pads) else x)
+        pads: List[Tensor] = []
+        for axis, p in zip(reversed(range(2, d + 2)), reversed(self.patch_size)):
+            pads += [0, -size_tensor(x, axis) % p]
+        tokens = self.patch_embed(F.pad(x, pads))  # always: no branch on the size
         tokens = self.embed_norm(tokens.permute(0, *range(2, d + 2), 1))
         cp = self.with_cp and self.training
         for stage, norm in zip(self.stages, self.out_norms):
