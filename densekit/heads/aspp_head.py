@@ -46,6 +46,7 @@ class ASPPHead(PeerCheckpointMixin, SpatialHeadMixin, BaseDecodeHead):
     forward is volumetric; ``loss`` / ``predict`` remain mmseg's 2D ``SegDataSample`` pipeline.
 
     Example:
+        >>> import torch
         >>> head = ASPPHead(in_channels=16, channels=8, num_classes=3, dilations=(1, 2))
         >>> head([torch.rand(2, 16, 9, 11)]).shape
         torch.Size([2, 3, 9, 11])
