@@ -1,7 +1,7 @@
 # PIIP-TSB detector: ViT-T at 1024, ViT-S at 768, ViT-B at 512 (patch 16) + densekit.FPN +
 # RetinaNet head, COCO 1x. Set each branch's init_cfg to load pretrained ViT weights.
 _base_ = ['../_base_/default_runtime.py', '../_base_/datasets/coco_detection.py',
-          '../_base_/schedules/schedule_1x.py']
+          '../_base_/schedules/schedule_1x_adamw.py']
 task = 'det'
 data_preprocessor = dict(type='mmdet.DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
                          std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32)
@@ -47,5 +47,4 @@ model = dict(
                    debug=False),
     test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05,
                   nms=dict(type='nms', iou_threshold=0.5), max_per_img=100))
-optim_wrapper = dict(optimizer=dict(_delete_=True, type='AdamW', lr=1e-4, weight_decay=0.05))
 log_processor = dict(by_epoch=True)
