@@ -10,9 +10,10 @@
 # axis, and the receptive field, 1 + 2 * 31 = 63 voxels, covers the whole patch from its centre
 # and about the whole 2 mm phantom (60 x 64 x 64 voxels). Chosen before any training run.
 # Inference runs on the whole volume (roi_size=None: one window), as the paper does.
-_base_ = ['./resunet-tiny_1xb2-phantoms-48x48x48.py']
+_base_ = ['../_base_/default_runtime.py', '../_base_/datasets/phantoms_48x48x48.py',
+          '../_base_/schedules/medical_cpu_600i.py']
+task = 'medical'
 model = dict(
-    _delete_=True,
     type='MedicalSegmentor',
     backbone=dict(type='MeshNet', in_channels=2, num_classes=3, channels=16,
                   dilations=(1, 1, 2, 4, 8, 8, 4, 2, 1)),
