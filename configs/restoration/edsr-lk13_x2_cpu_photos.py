@@ -4,7 +4,8 @@
 # 32 channels), on the built-in photos. Same data, head and schedule as
 # edsr_baseline_x2_cpu_photos.py; the branches merge into one 13x13 conv per block for
 # deployment (DilatedReparamBlock.switch_to_deploy).
-_base_ = ['./edsr_baseline_x2_cpu_photos.py']
+_base_ = ['../_base_/datasets/photos_sr_x2.py', '../_base_/schedules/restoration_cpu.py',
+          '../_base_/models/edsr_c32b8_cpu.py']
 model = dict(
     backbone=dict(num_blocks=6,
                   block_cfg=dict(type='densekit.LargeKernelResBlock', kernel_size=13,

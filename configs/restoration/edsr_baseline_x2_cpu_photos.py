@@ -1,15 +1,4 @@
 # EDSR-baseline architecture at CPU size (8 blocks, 32 channels) for x2 on the built-in photos.
 # Trains for 4 minutes on a 2-core CPU. The paper-size model is edsr_baseline_x2_div2k.py.
-_base_ = ['../_base_/datasets/photos_sr_x2.py',
-          '../_base_/schedules/restoration_cpu.py']
-task = 'sr'
-scale = 2
-model = dict(
-    type='densekit.Restorer', scale=scale,
-    data_preprocessor=dict(type='densekit.RestorationPreprocessor',
-                           mean=(0.4488, 0.4371, 0.4040), std=(1.0, 1.0, 1.0)),  # DIV2K mean
-    backbone=dict(type='densekit.EDSRBody', channels=32, num_blocks=8, res_scale=1.0),
-    head=dict(type='densekit.PixelShuffleHead', in_channels='auto', scale=scale,
-              input_skip='bicubic'),  # global residual: starts at bicubic, learns faster
-    pixel_loss=dict(type='densekit.PixelL1Loss'))
-infer_cfg = dict(tile=512, overlap=16)
+_base_ = ['../_base_/datasets/photos_sr_x2.py', '../_base_/schedules/restoration_cpu.py',
+          '../_base_/models/edsr_c32b8_cpu.py']

@@ -1,18 +1,5 @@
 # EDSR baseline x3 on DIV2K (patch 144 = 48 LR pixels), Set5 validation.
-_base_ = ['./edsr_baseline_x2_div2k.py']
+_base_ = ['../_base_/default_runtime.py', '../_base_/datasets/div2k_sr_x3.py',
+          '../_base_/schedules/restoration_gpu_300k.py', '../_base_/models/edsr_c64b16.py']
 scale = 3
 model = dict(scale=scale, head=dict(scale=scale))
-train_dataloader = dict(dataset=dict(
-    scale=scale, lq_template='{}x3', data_prefix=dict(lq='DIV2K_train_LR_bicubic/X3'),
-    pipeline=[
-        dict(type='densekit.LoadPairImages', keys=('lq', 'gt')),
-        dict(type='densekit.PairedRandomCrop', gt_patch_size=144),
-        dict(type='densekit.PairedFlip'),
-        dict(type='densekit.PairedRandomRot90'),
-        dict(type='densekit.PackRestorationInputs'),
-    ]))
-val_dataloader = dict(dataset=dict(scale=scale, data_prefix=dict(lq='LRbicx3')))
-test_dataloader = val_dataloader
-val_evaluator = [dict(type='densekit.PSNR', crop_border=scale, convert_to='y'),
-                 dict(type='densekit.SSIM', crop_border=scale, convert_to='y')]
-test_evaluator = val_evaluator
