@@ -1,5 +1,5 @@
 # Lite R-ASPP (MobileNetV3's segmentation head, densekit.LRASPPHead) on the same dilated
-# half-width ResNet-18, data and schedule as deeplabv3_r18-half-d8_1xb8-shapes-128x128.py, so
+# half-width ResNet-18, data and schedule as deeplabv3_r18-half-d8_1xb8-800i_shapes-128x128.py, so
 # the two heads compare on one backbone. Skips from the stride-4 and stride-8 levels, as
 # mmseg's LR-ASPP configs take two; the deepest map is 16x16 here, so the context pool is
 # global (the paper's 49-pixel window for 1024x2048 crops would be clamped to it anyway).

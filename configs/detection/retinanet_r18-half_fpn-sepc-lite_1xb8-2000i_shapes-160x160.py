@@ -1,5 +1,5 @@
 # RetinaNet + densekit.FPN followed by densekit.SEPC (light: plain shared convs, no deformable
-# conv, no mmcv op), otherwise identical to retinanet_r18-half_fpn_1xb8-shapes-160x160.py.
+# conv, no mmcv op), otherwise identical to retinanet_r18-half_fpn_1xb8-2000i_shapes-160x160.py.
 # mmengine builds a neck list as a Sequential: FPN's 4 levels feed 4 stacked PConvs with
 # integrated BatchNorm. The RetinaHead keeps its 2 stacked convs (the neck returns one feature
 # map per level; the official SepcRetinaHead with separate cls/loc features is not used).

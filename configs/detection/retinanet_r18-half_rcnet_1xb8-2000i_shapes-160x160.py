@@ -1,5 +1,5 @@
 # RetinaNet with densekit.RCNet (reverse feature pyramid + cross-scale shift network) in place
-# of FPN, otherwise identical to retinanet_r18-half_fpn_1xb8-shapes-160x160.py. Plain 3x3 fusion
+# of FPN, otherwise identical to retinanet_r18-half_fpn_1xb8-2000i_shapes-160x160.py. Plain 3x3 fusion
 # convs (the paper's DCNv2 is fusion_conv='dcnv2'), BN in the neck as the paper's RetinaNet
 # config; 4 levels P3-P6 (the last from the C5 lateral by 1x1 conv + 2x max-pool), shift groups
 # of 64 // 16 = 4 channels by +1, -1, +2, -2 levels.

@@ -2,7 +2,7 @@
 # pre-processing blocks and upsamplers) trained on all three scales at once on the built-in
 # photos (see _base_/datasets/photos_sr_x2x3x4.py); the Restorer routes each batch to its
 # scale's branch. 4 minutes on a 2-core CPU.
-# The paper-size model is mdsr_baseline_x2_div2k.py.
+# The paper-size model is mdsr_x2c64b16_1xb16-300k_div2k.py.
 _base_ = ['../_base_/datasets/photos_sr_x2x3x4.py',
           '../_base_/schedules/restoration_cpu.py']
 task = 'sr'

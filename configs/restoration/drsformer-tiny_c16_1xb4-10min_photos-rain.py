@@ -8,7 +8,7 @@
 # - 32-pixel crops (was 48): 0.19 s per iteration instead of 0.28, half of which is the rain
 #   synthesis of the crops;
 # - lr 2e-3 (was 1e-3), the CPU schedule's.
-# The paper-size model (C=48, blocks 4/6/6/8, MEFC with 4 steps) is drsformer_rain200h.py.
+# The paper-size model (C=48, blocks 4/6/6/8, MEFC with 4 steps) is drsformer_c48_1xb8-300k_rain200h.py.
 _base_ = ['../_base_/datasets/photos_rain.py',
           '../_base_/schedules/restoration_cpu.py']
 task = 'derain'

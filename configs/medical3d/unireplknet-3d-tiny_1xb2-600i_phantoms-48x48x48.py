@@ -1,7 +1,7 @@
 # 3D U-Net whose encoder is a 3-stage UniRepLKNet in 3D (densekit.UniRepLKNet, spatial_dims=3:
 # depthwise 7x7x7 DilatedReparamBlocks with dilated 5/3/3 branches, SE and GRN FFNs) at strides
 # 4/8/16, under densekit.HighResSkips (light conv levels at strides 1 and 2 for the decoder),
-# on the built-in MR phantoms. Same data, loss and schedule as resunet-tiny_1xb2-phantoms-48x48x48.py.
+# on the built-in MR phantoms. Same data, loss and schedule as resunet-tiny_1xb2-600i_phantoms-48x48x48.py.
 _base_ = ['../_base_/default_runtime.py', '../_base_/datasets/phantoms_48x48x48.py',
           '../_base_/schedules/medical_cpu_600i.py', '../_base_/models/unet3d-tiny_phantoms.py']
 unireplknet_arch = dict(depths=[1, 1, 2], widths=[16, 32, 48],
