@@ -50,7 +50,8 @@ MODELS_TO_BENCH: List[Tuple[str, str, bool]] = [
     ('CARN-M-cpu x2 (32c)', 'carn-m_x2c32b3_1xb4-4min_photos.py', True),
     ('SCNet x2 (16b64c)', 'scnet_x2c64b16_1xb4-4min_photos.py', True),
     ('ResUNet-cpu derain', 'resunet_c16_1xb4-4min_photos-rain.py', True),
-    ('DRSformer-tiny derain', 'drsformer-tiny_c16_1xb4-10min_photos-rain.py', False),  # global attention
+    # global attention: no tiling
+    ('DRSformer-tiny derain', 'drsformer-tiny_c16_1xb4-10min_photos-rain.py', False),
     ('EDSR-baseline x2', 'edsr_x2c64b16_1xb16-300k_div2k.py', False),
     ('CARN x2', 'carn_x2c64b3_1xb16-300k_div2k.py', False),
     ('CARN-M x2', 'carn-m_x2c64b3_1xb16-300k_div2k.py', False),
@@ -189,7 +190,8 @@ def _bench(repeats: int, quick: bool, only: Optional[str] = None) -> List[Row]:
 
 def lut_vs_fsrcnn(repeats: int = 5, quick: bool = False) -> Row:
     """RC-LUT table inference (``rclut_x2_1xb4-4min_photos.py`` converted) against FSRCNN x2
-    (``fsrcnn_x2d56s12m4_1xb4-4min_photos.py``) on scikit-image's ``coffee`` photo (400x600; 96x128 quick),
+    (``fsrcnn_x2d56s12m4_1xb4-4min_photos.py``) on scikit-image's ``coffee`` photo (400x600;
+    96x128 quick),
     uint8 RGB in, uint8 RGB out for both (luma through the model, chroma MATLAB bicubic),
     alternating in one process, median of at least 5 runs. The weights are untrained: neither
     time depends on their values. The tables run in numpy on the CPU (mostly one thread).
@@ -268,7 +270,8 @@ def _photo_png(path: str, height: int, width: int) -> None:
 
 
 def file_peak_rss(height: int = 4000, width: int = 6000,
-                  config: str = 'fsrcnn_x2d56s12m4_1xb4-4min_photos.py', pythonpath: Optional[str] = None,
+                  config: str = 'fsrcnn_x2d56s12m4_1xb4-4min_photos.py',
+                  pythonpath: Optional[str] = None,
                   work_dir: Optional[str] = None, keep_output: bool = False) -> Dict[str, Any]:
     """Restore a ``height x width`` PNG photo to a file in a fresh process; its peak RSS rise.
 

@@ -41,8 +41,8 @@ def _seg_stage(stage: Path, data: Path) -> dict:
 
     root = generate_shapes_dataset(data / 'shapes', num_train=4, num_val=2, size=64, seed=3)
     options = parse_cfg_options(tiny_seg_options(root, 2, 2))
-    runner, metrics, _ = train_and_evaluate('segmentation/fpn_r18-tiny_1xb8-2000i_shapes-128x128.py',
-                                            stage, 600, options)
+    runner, metrics, _ = train_and_evaluate(
+        'segmentation/fpn_r18-tiny_1xb8-2000i_shapes-128x128.py', stage, 600, options)
     return {'mIoU': float(metrics['mIoU']), 'aAcc': float(metrics['aAcc']),
             'train_iters': float(runner.iter)}
 
@@ -102,7 +102,8 @@ def _medical_stage(stage: Path, data: Path) -> dict:
 
     root = generate_phantoms(data / 'phantoms', num_train=2, num_val=1, num_test=1,
                              fov_mm=(40.0, 56.0, 56.0))
-    cfg = Config.fromfile(str(CONFIGS / 'medical3d' / 'resunet-tiny_1xb2-600i_phantoms-48x48x48.py'))
+    cfg = Config.fromfile(
+        str(CONFIGS / 'medical3d' / 'resunet-tiny_1xb2-600i_phantoms-48x48x48.py'))
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = str(root)
     cfg.train_dataloader.num_workers = 0

@@ -34,7 +34,8 @@ from .test_inference_safety import MED_CONFIG, _save_model
 
 SR_CONFIG = REPO / 'configs' / 'restoration' / 'fsrcnn_x2d56s12m4_1xb4-4min_photos.py'
 DERAIN_CONFIG = REPO / 'configs' / 'restoration' / 'resunet_c16_1xb4-4min_photos-rain.py'
-RCLUT_CONFIG = REPO / 'configs' / 'restoration' / 'rclut_x2_1xb4-4min_photos.py'  # rotation ensemble
+# rotation ensemble
+RCLUT_CONFIG = REPO / 'configs' / 'restoration' / 'rclut_x2_1xb4-4min_photos.py'
 STANDARD_DOMAINS = {'', 'ai.onnx'}
 
 
@@ -138,7 +139,8 @@ def test_refusals_name_the_module_and_leave_nothing(tmp_path) -> None:
 
     with pytest.raises(ExportRefused, match=r'stem\.1 \(modulated deformable convolution'):
         export_graph(WithDeformable(), 'seg')
-    two_stage = REPO / 'configs' / 'detection' / 'faster-rcnn_r18-half_fpn_1xb8-1500i_shapes-160x160.py'
+    two_stage = (REPO / 'configs' / 'detection'
+                 / 'faster-rcnn_r18-half_fpn_1xb8-1500i_shapes-160x160.py')
     ckpt = _save_model(two_stage, tmp_path / 'frcnn.pth')
     with pytest.raises(ExportRefused, match=r'roi_head\.bbox_roi_extractor\.roi_layers\.0 '
                                             r'\(RoIAlign is an mmcv compiled op\)'):
