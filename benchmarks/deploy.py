@@ -35,7 +35,7 @@ from benchmarks.harness import Row, suite, time_pair
 __all__ = ['bench_deploy', 'cpu_configs', 'ort_op_shares']
 
 CONFIG_ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '..', 'configs')
-CPU_MARKERS = ('cpu', 'shapes', 'phantoms')
+CPU_MARKERS = ('photos', 'shapes', 'phantoms')
 IMAGE_SIZE = 256
 VOLUME_SIZE = 96
 TARGET_SPEEDUP = 1.3
@@ -227,7 +227,7 @@ def bench_large_image(repeats: int = 1, quick: bool = False, only: Optional[str]
     from mmengine.registry import MODELS, init_default_scope
     from skimage import data as photos
 
-    config = osp.join(CONFIG_ROOT, 'segmentation', 'fpn_r18-tiny_1xb8-shapes-128x128.py')
+    config = osp.join(CONFIG_ROOT, 'segmentation', 'fpn_r18-tiny_1xb8-2000i_shapes-128x128.py')
     cfg = Config.fromfile(config)
     init_default_scope('densekit')
     torch.manual_seed(0)

@@ -45,17 +45,18 @@ CONFIG_DIR = osp.join(osp.dirname(osp.abspath(__file__)), '..', 'configs',
                       'restoration')
 # (case name, config file, also measure the tiling overhead: the fast CPU-sized models)
 MODELS_TO_BENCH: List[Tuple[str, str, bool]] = [
-    ('EDSR-cpu x2 (8b32c)', 'edsr_baseline_x2_cpu_photos.py', True),
-    ('FSRCNN x2', 'fsrcnn_x2_cpu_photos.py', True),
-    ('CARN-M-cpu x2 (32c)', 'carn-m_x2_cpu_photos.py', True),
-    ('SCNet x2 (16b64c)', 'scnet_x2_cpu_photos.py', True),
-    ('ResUNet-cpu derain', 'derain_resunet_cpu_rain.py', True),
-    ('DRSformer-tiny derain', 'drsformer_tiny_cpu_rain.py', False),  # global attention
-    ('EDSR-baseline x2', 'edsr_baseline_x2_div2k.py', False),
-    ('CARN x2', 'carn_x2_div2k.py', False),
-    ('CARN-M x2', 'carn-m_x2_div2k.py', False),
-    ('EDSR x2 (large)', 'edsr_large_x2_div2k.py', False),
-    ('DRSformer derain', 'drsformer_rain200h.py', False),
+    ('EDSR-cpu x2 (8b32c)', 'edsr_x2c32b8_1xb4-4min_photos.py', True),
+    ('FSRCNN x2', 'fsrcnn_x2d56s12m4_1xb4-4min_photos.py', True),
+    ('CARN-M-cpu x2 (32c)', 'carn-m_x2c32b3_1xb4-4min_photos.py', True),
+    ('SCNet x2 (16b64c)', 'scnet_x2c64b16_1xb4-4min_photos.py', True),
+    ('ResUNet-cpu derain', 'resunet_c16_1xb4-4min_photos-rain.py', True),
+    # global attention: no tiling
+    ('DRSformer-tiny derain', 'drsformer-tiny_c16_1xb4-10min_photos-rain.py', False),
+    ('EDSR-baseline x2', 'edsr_x2c64b16_1xb16-300k_div2k.py', False),
+    ('CARN x2', 'carn_x2c64b3_1xb16-300k_div2k.py', False),
+    ('CARN-M x2', 'carn-m_x2c64b3_1xb16-300k_div2k.py', False),
+    ('EDSR x2 (large)', 'edsr_x2c256b32_1xb16-300k_div2k.py', False),
+    ('DRSformer derain', 'drsformer_c48_1xb8-300k_rain200h.py', False),
 ]
 
 
@@ -152,7 +153,7 @@ def _bench(repeats: int, quick: bool, only: Optional[str] = None) -> List[Row]:
     big = (300, 400) if quick else (3000, 4000)
     huge = (400, 600) if quick else (4000, 6000)
     models = [(name, config, with_tiling) for name, config, with_tiling in MODELS_TO_BENCH
-              if (not quick or 'cpu' in config) and wanted(f'{name} @{size}x{size}')]
+              if (not quick or 'photos' in config) and wanted(f'{name} @{size}x{size}')]
     rows: List[Row] = []
     if models:
         matmul_s, peak = matmul_gflops(repeats)
@@ -169,7 +170,7 @@ def _bench(repeats: int, quick: bool, only: Optional[str] = None) -> List[Row]:
     tile, overlap = (64, 8) if quick else (DEFAULT_TILE, DEFAULT_OVERLAP)
     case = f'FSRCNN x2 {big[1]}x{big[0]} tiled ({tile}/{overlap}), 1 run'
     if wanted(case):
-        model = _build('fsrcnn_x2_cpu_photos.py')
+        model = _build('fsrcnn_x2d56s12m4_1xb4-4min_photos.py')
         image = torch.rand(1, 3, *big)
         start = time.perf_counter()  # one run, under the memory profiler: 12 MP is slow on a CPU
         memory = peak_memory_mb(lambda: _restore_tiled(model, image, tile, overlap))
@@ -179,7 +180,7 @@ def _bench(repeats: int, quick: bool, only: Optional[str] = None) -> List[Row]:
     case = (f'FSRCNN x2 {huge[1]}x{huge[0]} PNG file -> PNG (infer handler, '
             f'{DEFAULT_TILE}/{DEFAULT_OVERLAP}), peak RSS, fresh process')
     if wanted(case):
-        result = file_peak_rss(*huge, config='fsrcnn_x2_cpu_photos.py')
+        result = file_peak_rss(*huge, config='fsrcnn_x2d56s12m4_1xb4-4min_photos.py')
         rows.append(Row(case=case, densekit_s=result['seconds'],
                         densekit_mem_mb=result['peak_rss_mib'],
                         extra={'MP/s out': f'{4 * huge[0] * huge[1] / 1e6 / result["seconds"]:.3f}',
@@ -188,8 +189,9 @@ def _bench(repeats: int, quick: bool, only: Optional[str] = None) -> List[Row]:
 
 
 def lut_vs_fsrcnn(repeats: int = 5, quick: bool = False) -> Row:
-    """RC-LUT table inference (``rclut_x2_cpu_photos.py`` converted) against FSRCNN x2
-    (``fsrcnn_x2_cpu_photos.py``) on scikit-image's ``coffee`` photo (400x600; 96x128 quick),
+    """RC-LUT table inference (``rclut_x2_1xb4-4min_photos.py`` converted) against FSRCNN x2
+    (``fsrcnn_x2d56s12m4_1xb4-4min_photos.py``) on scikit-image's ``coffee`` photo (400x600;
+    96x128 quick),
     uint8 RGB in, uint8 RGB out for both (luma through the model, chroma MATLAB bicubic),
     alternating in one process, median of at least 5 runs. The weights are untrained: neither
     time depends on their values. The tables run in numpy on the CPU (mostly one thread).
@@ -201,8 +203,8 @@ def lut_vs_fsrcnn(repeats: int = 5, quick: bool = False) -> Row:
 
     photo = data.coffee()[:96, :128] if quick else data.coffee()
     torch.manual_seed(0)
-    lut = convert_to_luts(_build('rclut_x2_cpu_photos.py').cpu())
-    fsrcnn = _build('fsrcnn_x2_cpu_photos.py')
+    lut = convert_to_luts(_build('rclut_x2_1xb4-4min_photos.py').cpu())
+    fsrcnn = _build('fsrcnn_x2d56s12m4_1xb4-4min_photos.py')
 
     def run_fsrcnn() -> np.ndarray:
         x = torch.from_numpy(photo).to(_device()).permute(2, 0, 1)[None].float() / 255.0
@@ -268,7 +270,8 @@ def _photo_png(path: str, height: int, width: int) -> None:
 
 
 def file_peak_rss(height: int = 4000, width: int = 6000,
-                  config: str = 'fsrcnn_x2_cpu_photos.py', pythonpath: Optional[str] = None,
+                  config: str = 'fsrcnn_x2d56s12m4_1xb4-4min_photos.py',
+                  pythonpath: Optional[str] = None,
                   work_dir: Optional[str] = None, keep_output: bool = False) -> Dict[str, Any]:
     """Restore a ``height x width`` PNG photo to a file in a fresh process; its peak RSS rise.
 

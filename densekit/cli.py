@@ -21,8 +21,10 @@ CONFIG_HELP = ('config file path, or a packaged config by name: densekit::<task>
 
 EPILOG = """examples:
   densekit demo --task seg
-  densekit train configs/segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py --work-dir work_dirs/fpn
-  densekit train densekit::restoration/fsrcnn_x2_cpu_photos.py   # a packaged config by name
+  densekit train configs/segmentation/fpn_r18-tiny_1xb8-2000i_shapes-128x128.py \\
+      --work-dir work_dirs/fpn
+  # a packaged config by name
+  densekit train densekit::restoration/fsrcnn_x2d56s12m4_1xb4-4min_photos.py
   densekit configs segmentation                   # list the packaged configs
   densekit train CONFIG --resume                  # continue from work_dir/last_checkpoint
   densekit test CONFIG work_dirs/fpn/iter_800.pth --show-dir work_dirs/fpn/pictures

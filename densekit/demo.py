@@ -84,7 +84,7 @@ def stage_seg(work_dir: Path, data_root: Path) -> Dict[str, float]:
             f'{_budget_text(budget_s)} training + ~1 min evaluation ({_device_note()})')
     shapes = generate_shapes_dataset(data_root / 'shapes', num_train=1000, num_val=40)
     runner, metrics, checkpoint = train_and_evaluate(
-        'segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py', work_dir, budget_s,
+        'segmentation/fpn_r18-tiny_1xb8-2000i_shapes-128x128.py', work_dir, budget_s,
         _data_root_options(shapes))
     print(f'seg: mIoU {metrics["mIoU"]:.2f} on {len(runner.test_dataloader.dataset)} held-out '
           f'images; checkpoint {checkpoint}; pictures in {work_dir / "pictures"}')
@@ -102,7 +102,7 @@ def stage_det(work_dir: Path, data_root: Path) -> Dict[str, float]:
     coco = generate_detection_dataset(data_root / 'shapes_coco', num_train=300, num_val=50)
     ann = str(coco / 'annotations' / 'instances_val.json')
     runner, metrics, checkpoint = train_and_evaluate(
-        'detection/retinanet_r18-half_fpn_1xb8-shapes-160x160.py', work_dir, budget_s,
+        'detection/retinanet_r18-half_fpn_1xb8-2000i_shapes-160x160.py', work_dir, budget_s,
         {**_data_root_options(coco), 'val_evaluator.ann_file': ann,
          'test_evaluator.ann_file': ann})
     print(f'det: bbox mAP@0.5 {metrics["coco/bbox_mAP_50"]:.3f} on '

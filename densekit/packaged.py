@@ -4,7 +4,7 @@ densekit's configs are package data: a wheel installs the checkout's ``configs/`
 ``densekit/configs``. Every command and function that takes a config also accepts a packaged
 config by name, the way mim's ``mmseg::`` prefix names mmseg's configs::
 
-    densekit train densekit::segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py
+    densekit train densekit::segmentation/fpn_r18-tiny_1xb8-2000i_shapes-128x128.py
 
 :func:`config_root` finds the folder: the ``configs/`` of the source checkout the package is
 imported from (editable installs and ``PYTHONPATH`` runs), else the installed package data.

@@ -3,7 +3,7 @@
 One class for every task family, built on the same task handlers as ``densekit infer`` (so the
 two give the same results: ``infer`` itself runs through a Predictor)::
 
-    predictor = densekit.Predictor('configs/segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py',
+    predictor = densekit.Predictor('configs/segmentation/fpn_r18-tiny_1xb8-2000i_shapes-128x128.py',
                                    'work_dirs/fpn/iter_2000.pth')
     labels = predictor.predict(image)            # (H, W) int64 class indices
     many = predictor.predict([a, b, c], batch_size=2)

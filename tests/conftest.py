@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SEG_CONFIG = REPO / 'configs' / 'segmentation' / 'fpn_r18-tiny_1xb8-shapes-128x128.py'
-DET_CONFIG = REPO / 'configs' / 'detection' / 'retinanet_r18-half_fpn_1xb8-shapes-160x160.py'
+SEG_CONFIG = REPO / 'configs' / 'segmentation' / 'fpn_r18-tiny_1xb8-2000i_shapes-128x128.py'
+DET_CONFIG = REPO / 'configs' / 'detection' / 'retinanet_r18-half_fpn_1xb8-2000i_shapes-160x160.py'
 
 
 @pytest.fixture(scope='session')

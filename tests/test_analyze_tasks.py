@@ -13,9 +13,9 @@ import pytest
 from .conftest import REPO
 
 CONFIGS = REPO / 'configs'
-DET = CONFIGS / 'detection' / 'retinanet_r18-half_fpn_1xb8-shapes-160x160.py'
-MED = CONFIGS / 'medical3d' / 'resunet-tiny_1xb2-phantoms-48x48x48.py'
-SR = CONFIGS / 'restoration' / 'edsr_baseline_x2_cpu_photos.py'
+DET = CONFIGS / 'detection' / 'retinanet_r18-half_fpn_1xb8-2000i_shapes-160x160.py'
+MED = CONFIGS / 'medical3d' / 'resunet-tiny_1xb2-600i_phantoms-48x48x48.py'
+SR = CONFIGS / 'restoration' / 'edsr_x2c32b8_1xb4-4min_photos.py'
 
 
 def _roots(root: Path) -> dict:

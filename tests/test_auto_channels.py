@@ -35,20 +35,20 @@ def _with_channels(cfg: dict, values: dict) -> dict:
 
 @pytest.mark.parametrize('relpath,hand_typed', [
     # mmseg wrapper, mmseg backbone (probed), densekit neck and head with in_index lists
-    ('segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py',
+    ('segmentation/fpn_r18-tiny_1xb8-2000i_shapes-128x128.py',
      dict(neck=[32, 64, 128, 256], decode_head=[32, 32, 32, 32])),
     # mmseg head with an int in_index
-    ('segmentation/deeplabv3_r18-half-d8_1xb8-shapes-128x128.py', dict(decode_head=256)),
+    ('segmentation/deeplabv3_r18-half-d8_1xb8-800i_shapes-128x128.py', dict(decode_head=256)),
     # mmdet wrapper, mmdet backbone (probed), mmdet head taking one int
-    ('detection/retinanet_r18-half_fpn_1xb8-shapes-160x160.py',
+    ('detection/retinanet_r18-half_fpn_1xb8-2000i_shapes-160x160.py',
      dict(neck=[64, 128, 256], bbox_head=64)),
     # densekit backbone (shape contract, no probe) feeding a neck
-    ('segmentation/fastfcn_inceptionnext-atto-jpu_aspp_1xb8-shapes-128x128.py',
+    ('segmentation/fastfcn_inceptionnext-atto-jpu_aspp_1xb8-800i_shapes-128x128.py',
      dict(neck=[80, 160, 320])),
     # densekit restorer, restoration body (probed, one level), reconstruction head taking an int
-    ('restoration/edsr_baseline_x2_cpu_photos.py', dict(head=32)),
+    ('restoration/edsr_x2c32b8_1xb4-4min_photos.py', dict(head=32)),
     # densekit medical wrapper, 3D encoder, 3D FPN neck, U-Net decoder taking every level
-    ('medical3d/resunet-fpn-tiny_1xb2-phantoms-48x48x48.py',
+    ('medical3d/resunet-fpn-tiny_1xb2-600i_phantoms-48x48x48.py',
      dict(neck=[8, 16, 32, 64], decode_head=[16, 16, 16, 16])),
 ])
 def test_auto_equals_hand_typed(relpath: str, hand_typed: dict) -> None:
@@ -73,7 +73,7 @@ def test_auto_equals_hand_typed(relpath: str, hand_typed: dict) -> None:
 
 def test_head_in_index_int_and_auxiliary_list() -> None:
     init_default_scope('densekit')
-    cfg = _model_cfg('segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py')
+    cfg = _model_cfg('segmentation/fpn_r18-tiny_1xb8-2000i_shapes-128x128.py')
     cfg.pop('neck')
     cfg['decode_head'] = dict(type='mmseg.FCNHead', in_channels='auto', channels=16,
                               num_convs=1, num_classes=7)  # in_index defaults to -1
@@ -99,7 +99,7 @@ def test_auto_without_backbone_is_a_clear_error() -> None:
 
 def test_auto_with_in_index_out_of_range_names_the_head() -> None:
     init_default_scope('densekit')
-    cfg = _model_cfg('segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py')
+    cfg = _model_cfg('segmentation/fpn_r18-tiny_1xb8-2000i_shapes-128x128.py')
     cfg.pop('neck')
     cfg['decode_head'] = dict(type='mmseg.FCNHead', in_channels='auto', in_index=4,
                               channels=8, num_convs=1, num_classes=7)

@@ -118,16 +118,16 @@ def test_deploy_suite_times_both_runtimes_and_says_where_time_goes(monkeypatch) 
     from benchmarks import deploy as deploy_bench
 
     monkeypatch.setattr(deploy_bench, 'TARGET_SPEEDUP', float('inf'))  # always profile
-    rows = deploy_bench.bench_deploy(repeats=1, only='fsrcnn_x2_cpu')
-    assert [row.case for row in rows] == ['fsrcnn_x2_cpu_photos (1t)',
-                                          'fsrcnn_x2_cpu_photos (2t)']
+    rows = deploy_bench.bench_deploy(repeats=1, only='fsrcnn_x2d56')
+    assert [row.case for row in rows] == ['fsrcnn_x2d56s12m4_1xb4-4min_photos (1t)',
+                                          'fsrcnn_x2d56s12m4_1xb4-4min_photos (2t)']
     for row in rows:
         assert row.densekit_s > 0 and row.peer_s > 0
         assert row.extra['task'] == 'sr' and row.extra['speedup'].endswith('x')
         shares = row.extra['where ORT time goes']
         assert 'Conv' in shares and shares.count('%') >= 1
     assert [r.extra['not exported'] for r in deploy_bench.bench_deploy(
-        repeats=1, only='piip-2branch_fpn')][0].startswith('ExportRefused: ')
+        repeats=1, only='fpn_piip-2branch')][0].startswith('ExportRefused: ')
 
 
 def test_large_image_suite_quick_row() -> None:

@@ -9,8 +9,8 @@ from densekit.registry import MODELS
 
 from .conftest import REPO
 
-SR_CONFIG = REPO / 'configs' / 'restoration' / 'edsr-lk13_x2_cpu_photos.py'
-MED_CONFIG = REPO / 'configs' / 'medical3d' / 'unireplknet-3d-tiny_1xb2-phantoms-48x48x48.py'
+SR_CONFIG = REPO / 'configs' / 'restoration' / 'edsr-lk13_x2c32b6_1xb4-4min_photos.py'
+MED_CONFIG = REPO / 'configs' / 'medical3d' / 'unireplknet-3d-tiny_1xb2-600i_phantoms-48x48x48.py'
 
 
 def _train_steps(cfg: Config, work_dir: Path, steps: int = 1) -> None:

@@ -60,7 +60,7 @@ def test_browse_det_sr_and_medical(tmp_path: Path) -> None:
     from densekit.tasks.restoration.photos import generate_restoration_photos
 
     coco = generate_detection_dataset(tmp_path / 'coco', num_train=2, num_val=1)
-    written = browse(str(CONFIGS / 'detection/retinanet_r18-half_fpn_1xb8-shapes-160x160.py'),
+    written = browse(str(CONFIGS / 'detection/retinanet_r18-half_fpn_1xb8-2000i_shapes-160x160.py'),
                      tmp_path / 'det', num=2, seed=0,
                      cfg_options={'train_dataloader.dataset.data_root': str(coco)})
     picture = _read(written[0])
@@ -69,7 +69,7 @@ def test_browse_det_sr_and_medical(tmp_path: Path) -> None:
 
     photos = generate_restoration_photos(tmp_path / 'photos', train=('page',),
                                          val=('microaneurysms',))
-    written = browse(str(CONFIGS / 'restoration/edsr_baseline_x2_cpu_photos.py'), tmp_path / 'sr',
+    written = browse(str(CONFIGS / 'restoration/edsr_x2c32b8_1xb4-4min_photos.py'), tmp_path / 'sr',
                      num=1, seed=0,
                      cfg_options={'train_dataloader.dataset.data_root': str(photos)})
     picture = _read(written[0])
@@ -81,7 +81,7 @@ def test_browse_det_sr_and_medical(tmp_path: Path) -> None:
 
     phantoms = generate_phantoms(tmp_path / 'ph', num_train=1, num_val=1, num_test=0,
                                  fov_mm=(40.0, 56.0, 56.0))
-    written = browse(str(CONFIGS / 'medical3d/resunet-tiny_1xb2-phantoms-48x48x48.py'),
+    written = browse(str(CONFIGS / 'medical3d/resunet-tiny_1xb2-600i_phantoms-48x48x48.py'),
                      tmp_path / 'med', num=1, seed=0,
                      cfg_options={'train_dataloader.dataset.data_root': str(phantoms)})
     picture = _read(written[0])

@@ -20,10 +20,10 @@ from densekit.tasks.segmentation.synthetic import PALETTE
 
 from .conftest import REPO, run_tool
 
-SEG = REPO / 'configs/segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py'
-DET = REPO / 'configs/detection/retinanet_r18-half_fpn_1xb8-shapes-160x160.py'
-MED = REPO / 'configs/medical3d/resunet-tiny_1xb2-phantoms-48x48x48.py'
-SR = REPO / 'configs/restoration/edsr_baseline_x2_cpu_photos.py'
+SEG = REPO / 'configs/segmentation/fpn_r18-tiny_1xb8-2000i_shapes-128x128.py'
+DET = REPO / 'configs/detection/retinanet_r18-half_fpn_1xb8-2000i_shapes-160x160.py'
+MED = REPO / 'configs/medical3d/resunet-tiny_1xb2-600i_phantoms-48x48x48.py'
+SR = REPO / 'configs/restoration/edsr_x2c32b8_1xb4-4min_photos.py'
 LINE = re.compile(r'^(error|warning) +([A-Z0-9_]+) +(.+?): (.*)$')
 
 

@@ -41,8 +41,8 @@ def _seg_stage(stage: Path, data: Path) -> dict:
 
     root = generate_shapes_dataset(data / 'shapes', num_train=4, num_val=2, size=64, seed=3)
     options = parse_cfg_options(tiny_seg_options(root, 2, 2))
-    runner, metrics, _ = train_and_evaluate('segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py',
-                                            stage, 600, options)
+    runner, metrics, _ = train_and_evaluate(
+        'segmentation/fpn_r18-tiny_1xb8-2000i_shapes-128x128.py', stage, 600, options)
     return {'mIoU': float(metrics['mIoU']), 'aAcc': float(metrics['aAcc']),
             'train_iters': float(runner.iter)}
 
@@ -54,7 +54,7 @@ def _det_stage(stage: Path, data: Path) -> dict:
     coco = generate_detection_dataset(data / 'coco', num_train=2, num_val=2)
     ann = str(coco / 'annotations' / 'instances_val.json')
     runner, metrics, _ = train_and_evaluate(
-        'detection/retinanet_r18-half_fpn_1xb8-shapes-160x160.py', stage, 600,
+        'detection/retinanet_r18-half_fpn_1xb8-2000i_shapes-160x160.py', stage, 600,
         {**_data_root_options(coco), 'val_evaluator.ann_file': ann,
          'test_evaluator.ann_file': ann, 'train_dataloader.batch_size': 2,
          'train_cfg.max_iters': 2, 'model.test_cfg.score_thr': 0.0})
@@ -102,7 +102,8 @@ def _medical_stage(stage: Path, data: Path) -> dict:
 
     root = generate_phantoms(data / 'phantoms', num_train=2, num_val=1, num_test=1,
                              fov_mm=(40.0, 56.0, 56.0))
-    cfg = Config.fromfile(str(CONFIGS / 'medical3d' / 'resunet-tiny_1xb2-phantoms-48x48x48.py'))
+    cfg = Config.fromfile(
+        str(CONFIGS / 'medical3d' / 'resunet-tiny_1xb2-600i_phantoms-48x48x48.py'))
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = str(root)
     cfg.train_dataloader.num_workers = 0

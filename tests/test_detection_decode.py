@@ -32,7 +32,7 @@ from densekit.tasks.detection.decode import (
 
 from .conftest import DET_CONFIG, REPO
 
-FCOS_CONFIG = REPO / 'configs' / 'detection' / 'fcos_r18-half_fpn_1xb8-shapes-160x160.py'
+FCOS_CONFIG = REPO / 'configs' / 'detection' / 'fcos_r18-half_fpn_1xb8-1500i_shapes-160x160.py'
 
 BOX_TOL = 1e-3
 SCORE_TOL = 1e-6

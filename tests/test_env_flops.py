@@ -16,7 +16,7 @@ from .cli_capture import run_cli
 from .conftest import REPO
 
 CPU_CONFIGS = sorted({str(p.relative_to(REPO)) for pattern in
-                      ('configs/*/*shapes*', 'configs/*/*cpu*', 'configs/*/*phantoms*')
+                      ('configs/*/*shapes*', 'configs/*/*photos*', 'configs/*/*phantoms*')
                       for p in REPO.glob(pattern)})
 
 
@@ -80,7 +80,7 @@ def test_flops_grow_with_the_input_and_fallback_agrees_on_convs() -> None:
 
     from densekit.analysis.flops import _hook_flops, count_flops
 
-    config = str(REPO / 'configs/segmentation/fpn_r18-tiny_1xb8-shapes-128x128.py')
+    config = str(REPO / 'configs/segmentation/fpn_r18-tiny_1xb8-2000i_shapes-128x128.py')
     small, big = count_flops(config, (32, 32)), count_flops(config, (64, 64))
     assert small.method.startswith('mmengine FlopAnalyzer')
     assert 3.5 < big.total_flops / small.total_flops < 4.5  # a conv net: ~ area
@@ -104,7 +104,7 @@ def _build(config: str) -> nn.Module:
 
 
 def test_flops_command_and_bad_shape(tmp_path: Path) -> None:
-    config = str(REPO / 'configs/medical3d/resunet-tiny_1xb2-phantoms-48x48x48.py')
+    config = str(REPO / 'configs/medical3d/resunet-tiny_1xb2-600i_phantoms-48x48x48.py')
     out = tmp_path / 'flops.json'
     code, text, _ = run_cli(['flops', config, '--shape', '24', '32', '16', '--depth', '1',
                              '--json', str(out)])

@@ -32,9 +32,10 @@ from densekit.tasks.medical3d.sliding_window import sliding_window_inference
 from .conftest import DET_CONFIG, REPO, SEG_CONFIG
 from .test_inference_safety import MED_CONFIG, _save_model
 
-SR_CONFIG = REPO / 'configs' / 'restoration' / 'fsrcnn_x2_cpu_photos.py'
-DERAIN_CONFIG = REPO / 'configs' / 'restoration' / 'derain_resunet_cpu_rain.py'
-RCLUT_CONFIG = REPO / 'configs' / 'restoration' / 'rclut_x2_cpu_photos.py'  # rotation ensemble
+SR_CONFIG = REPO / 'configs' / 'restoration' / 'fsrcnn_x2d56s12m4_1xb4-4min_photos.py'
+DERAIN_CONFIG = REPO / 'configs' / 'restoration' / 'resunet_c16_1xb4-4min_photos-rain.py'
+# rotation ensemble
+RCLUT_CONFIG = REPO / 'configs' / 'restoration' / 'rclut_x2_1xb4-4min_photos.py'
 STANDARD_DOMAINS = {'', 'ai.onnx'}
 
 
@@ -84,7 +85,7 @@ def test_segmentation_export_gives_scores_at_the_input_size(tmp_path) -> None:
 def test_channels_last_blocks_export_with_positive_permutations(tmp_path) -> None:
     # movedim(-1, 1) traces to a Transpose with a negative axis, which onnxruntime refuses
     config = REPO / 'configs' / 'segmentation' / \
-        'fastfcn_inceptionnext-atto-jpu_aspp_1xb8-shapes-128x128.py'
+        'fastfcn_inceptionnext-atto-jpu_aspp_1xb8-800i_shapes-128x128.py'
     ckpt = _save_model(config, tmp_path / 'm.pth')
     report = export_onnx(str(config), ckpt, str(tmp_path / 'm.onnx'), verify=True)
     assert report.verified
@@ -138,7 +139,8 @@ def test_refusals_name_the_module_and_leave_nothing(tmp_path) -> None:
 
     with pytest.raises(ExportRefused, match=r'stem\.1 \(modulated deformable convolution'):
         export_graph(WithDeformable(), 'seg')
-    two_stage = REPO / 'configs' / 'detection' / 'faster-rcnn_r18-half_fpn_1xb8-shapes-160x160.py'
+    two_stage = (REPO / 'configs' / 'detection'
+                 / 'faster-rcnn_r18-half_fpn_1xb8-1500i_shapes-160x160.py')
     ckpt = _save_model(two_stage, tmp_path / 'frcnn.pth')
     with pytest.raises(ExportRefused, match=r'roi_head\.bbox_roi_extractor\.roi_layers\.0 '
                                             r'\(RoIAlign is an mmcv compiled op\)'):

@@ -34,9 +34,9 @@ from .conftest import REPO
 from .test_export import _check_graph
 from .test_inference_safety import _save_model
 
-RCNET = REPO / 'configs' / 'detection' / 'retinanet_r18-half_rcnet_1xb8-shapes-160x160.py'
-CATANET = REPO / 'configs' / 'restoration' / 'catanet-tiny_x2_cpu_photos.py'
-DFORMER = REPO / 'configs' / 'medical3d' / 'dformer-tiny_1xb2-phantoms-48x48x48.py'
+RCNET = REPO / 'configs' / 'detection' / 'retinanet_r18-half_rcnet_1xb8-2000i_shapes-160x160.py'
+CATANET = REPO / 'configs' / 'restoration' / 'catanet-tiny_x2c24_1xb4-4min_photos.py'
+DFORMER = REPO / 'configs' / 'medical3d' / 'dformer-tiny_1xb2-600i_phantoms-48x48x48.py'
 
 
 def _session(path) -> ort.InferenceSession:

@@ -36,8 +36,8 @@ from densekit.inference import InferOptions, RunRefused, infer
 
 from .conftest import DET_CONFIG, REPO, SEG_CONFIG
 
-SR_CONFIG = REPO / 'configs' / 'restoration' / 'edsr_baseline_x2_cpu_photos.py'
-MED_CONFIG = REPO / 'configs' / 'medical3d' / 'resunet-tiny_1xb2-phantoms-48x48x48.py'
+SR_CONFIG = REPO / 'configs' / 'restoration' / 'edsr_x2c32b8_1xb4-4min_photos.py'
+MED_CONFIG = REPO / 'configs' / 'medical3d' / 'resunet-tiny_1xb2-600i_phantoms-48x48x48.py'
 
 
 def _save_model(config: Path | Config, path: Path, meta: dict | None = None,

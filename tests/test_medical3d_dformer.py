@@ -19,7 +19,7 @@ from densekit.tasks.medical3d.dformer import (
 
 from .conftest import REPO
 
-CONFIG = REPO / 'configs' / 'medical3d' / 'dformer-tiny_1xb2-phantoms-48x48x48.py'
+CONFIG = REPO / 'configs' / 'medical3d' / 'dformer-tiny_1xb2-600i_phantoms-48x48x48.py'
 
 
 @pytest.mark.parametrize('dilated', [False, True])

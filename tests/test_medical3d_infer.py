@@ -14,7 +14,7 @@ from densekit.tasks.medical3d import MedicalSegmentor, generate_phantoms
 
 from .conftest import REPO
 
-CONFIG = REPO / 'configs' / 'medical3d' / 'resunet-tiny_1xb2-phantoms-48x48x48.py'
+CONFIG = REPO / 'configs' / 'medical3d' / 'resunet-tiny_1xb2-600i_phantoms-48x48x48.py'
 
 
 def _checkpoint(cfg: Config, path, channel_names) -> str:

@@ -111,7 +111,7 @@ def test_activation_checkpointing_gives_the_same_gradients():
 
 @pytest.mark.parametrize('name', ['resunet-fpn-tiny', 'resunet-aspp-tiny'])
 def test_3d_necks_plug_in_by_config_and_train(name):
-    cfg = Config.fromfile(str(CFG_DIR / f'{name}_1xb2-phantoms-48x48x48.py'))
+    cfg = Config.fromfile(str(CFG_DIR / f'{name}_1xb2-600i_phantoms-48x48x48.py'))
     cfg.model.test_cfg.roi_size = (16, 16, 16)
     init_default_scope('densekit')
     torch.manual_seed(0)
@@ -135,7 +135,7 @@ def test_3d_necks_plug_in_by_config_and_train(name):
 
 
 def test_mirror_tta_averages_flipped_logits():
-    cfg = Config.fromfile(str(CFG_DIR / 'resunet-tiny_1xb2-phantoms-48x48x48.py'))
+    cfg = Config.fromfile(str(CFG_DIR / 'resunet-tiny_1xb2-600i_phantoms-48x48x48.py'))
     cfg.model.test_cfg.update(roi_size=(16, 16, 16), mirror_axes=(0, 2))
     init_default_scope('densekit')
     torch.manual_seed(0)

@@ -10,8 +10,8 @@ import pytest
 
 from .conftest import REPO, run_tool
 
-CONFIG = REPO / 'configs' / 'medical3d' / 'resunet-tiny_1xb2-phantoms-48x48x48.py'
-MESHNET_CONFIG = REPO / 'configs' / 'medical3d' / 'meshnet-16_1xb2-phantoms-48x48x48.py'
+CONFIG = REPO / 'configs' / 'medical3d' / 'resunet-tiny_1xb2-600i_phantoms-48x48x48.py'
+MESHNET_CONFIG = REPO / 'configs' / 'medical3d' / 'meshnet-16_1xb2-600i_phantoms-48x48x48.py'
 BUDGET_S = 540  # training; the TimeBudgetHook stops cleanly and saves the last iteration
 
 

@@ -193,8 +193,8 @@ def test_retinanet_config_with_the_neck_list_builds_and_runs():
     from mmengine.registry import init_default_scope
 
     init_default_scope('mmdet')
-    cfg = Config.fromfile('configs/detection/retinanet_r18-half_fpn-sepc-lite_1xb8-shapes-'
-                          '160x160.py')
+    cfg = Config.fromfile('configs/detection/retinanet_r18-half_fpn-sepc-lite_1xb8-'
+                          '2000i_shapes-160x160.py')
     model = MODELS.build(cfg.model)
     assert isinstance(model.neck[1], SEPC)
     feats = model.extract_feat(torch.randn(2, 3, 64, 64))

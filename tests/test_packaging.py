@@ -16,7 +16,7 @@ from densekit.apis import load_config
 from densekit.packaged import PREFIX, config_root, list_configs, resolve_config
 
 REPO = Path(__file__).resolve().parents[1]
-SR_CONFIG = 'restoration/fsrcnn_x2_cpu_photos.py'
+SR_CONFIG = 'restoration/fsrcnn_x2d56s12m4_1xb4-4min_photos.py'
 
 
 def test_config_root_is_the_checkouts_configs_folder() -> None:
@@ -54,7 +54,7 @@ def test_names_outside_the_configs_folder_are_refused(name: str) -> None:
 
 def test_an_unknown_name_lists_close_names() -> None:
     with pytest.raises(FileNotFoundError, match='did you mean densekit::restoration/fsrcnn_x2'):
-        resolve_config('densekit::restoration/fsrcnn_x2_cpu_photo.py')
+        resolve_config('densekit::restoration/fsrcnn_x2d56s12m4_1xb4-4min_photo.py')
 
 
 def _run(args: list, cwd: Path, env: dict, timeout: int = 400) -> subprocess.CompletedProcess:

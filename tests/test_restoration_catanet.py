@@ -233,8 +233,8 @@ def test_head_argument_errors_and_base() -> None:
 def test_cpu_config_beats_bicubic_on_held_out_photos(tmp_path: Path) -> None:
     from .test_restoration_train import _gate
 
-    scores, iters = _gate(REPO / 'configs' / 'restoration' / 'catanet-tiny_x2_cpu_photos.py',
-                          tmp_path)
+    scores, iters = _gate(
+        REPO / 'configs' / 'restoration' / 'catanet-tiny_x2c24_1xb4-4min_photos.py', tmp_path)
     print(f'CATANet-tiny x2: PSNR-Y {scores["out"]:.2f} vs bicubic {scores["base"]:.2f} after '
           f'{iters} iters')
     assert scores['out'] > scores['base']

@@ -140,7 +140,7 @@ def test_argument_errors(kwargs: dict, match: str) -> None:
 def test_cpu_config_beats_bicubic_on_held_out_photos(tmp_path: Path) -> None:
     from .test_restoration_train import _gate
 
-    scores, iters = _gate(REPO / 'configs' / 'restoration' / 'drln-tiny_x2_cpu_photos.py',
+    scores, iters = _gate(REPO / 'configs' / 'restoration' / 'drln-tiny_x2c16_1xb4-4min_photos.py',
                           tmp_path)
     print(f'DRLN-tiny x2: PSNR-Y {scores["out"]:.2f} vs bicubic {scores["base"]:.2f} after '
           f'{iters} iters')

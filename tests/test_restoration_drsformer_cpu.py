@@ -12,7 +12,7 @@ from densekit.tasks.restoration.demo import evaluate_photos
 from densekit.tasks.restoration.photos import generate_restoration_photos
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / 'configs' / 'restoration' / 'drsformer_tiny_cpu_rain.py'
+CONFIG = REPO / 'configs' / 'restoration' / 'drsformer-tiny_c16_1xb4-10min_photos-rain.py'
 
 
 def test_cpu_config_keeps_the_measured_choices() -> None:

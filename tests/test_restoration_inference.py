@@ -118,7 +118,7 @@ def test_infer_end_to_end_skips_corrupt_and_never_overwrites(tmp_path: Path) -> 
     torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
     config = tmp_path / 'tiny_sr.py'
     config.write_text(
-        "_base_ = ['" + str(REPO / 'configs/restoration/edsr_baseline_x2_cpu_photos.py') + "']\n"
+        "_base_ = ['" + str(REPO / 'configs/restoration/edsr_x2c32b8_1xb4-4min_photos.py') + "']\n"
         "model = dict(backbone=dict(channels=8, num_blocks=1), head=dict(in_channels=8))\n"
         'infer_cfg = dict(tile=32, overlap=8)\n')
     images = tmp_path / 'images'

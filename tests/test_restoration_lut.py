@@ -200,7 +200,7 @@ def test_network_and_tables_beat_bicubic_on_held_out_photos(tmp_path: Path) -> N
     root = generate_restoration_photos(repo / 'data' / 'restoration' / 'photos')
     opts = [f'{loader}.dataset.data_root={root}'
             for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-    cfg = load_config(str(repo / 'configs/restoration/rclut_x2_cpu_photos.py'),
+    cfg = load_config(str(repo / 'configs/restoration/rclut_x2_1xb4-4min_photos.py'),
                       parse_cfg_options(opts), str(tmp_path))
     torch.manual_seed(0)
     runner = train(cfg)

@@ -23,7 +23,7 @@ from densekit.tasks.restoration.multiscale import (
 from densekit.tasks.restoration.photos import generate_restoration_photos
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / 'configs' / 'restoration' / 'mdsr_baseline_x2x3x4_cpu_photos.py'
+CONFIG = REPO / 'configs' / 'restoration' / 'mdsr_x2x3x4c32b8_1xb4-4min_photos.py'
 
 
 class ScaleTagged:

@@ -18,8 +18,8 @@ from densekit.tasks.restoration.photos import generate_restoration_photos
 from .restoration_threads import idle_threads  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
-SR_CONFIG = REPO / 'configs' / 'restoration' / 'edsr_baseline_x2_cpu_photos.py'
-DERAIN_CONFIG = REPO / 'configs' / 'restoration' / 'derain_resunet_cpu_rain.py'
+SR_CONFIG = REPO / 'configs' / 'restoration' / 'edsr_x2c32b8_1xb4-4min_photos.py'
+DERAIN_CONFIG = REPO / 'configs' / 'restoration' / 'resunet_c16_1xb4-4min_photos-rain.py'
 
 
 @pytest.fixture(scope='module')

@@ -193,7 +193,8 @@ def test_state_dict_keys_match_the_saved_list() -> None:
         if line and not line.startswith('#'):
             key, shape = line.split()
             saved.append((key, shape))
-    cfg = Config.fromfile(str(REPO / 'configs/restoration/drsformer_tiny_cpu_rain.py'))
+    cfg = Config.fromfile(
+        str(REPO / 'configs/restoration/drsformer-tiny_c16_1xb4-10min_photos-rain.py'))
     init_default_scope('densekit')
     model = MODELS.build(cfg.model)
     got = [(k, 'x'.join(map(str, v.shape)) or 'scalar') for k, v in model.state_dict().items()]

@@ -22,7 +22,7 @@ from densekit.lazy import lazy_module
 
 nib = lazy_module('nibabel')
 
-CONFIG = 'medical3d/resunet-tiny_1xb2-phantoms-48x48x48.py'
+CONFIG = 'medical3d/resunet-tiny_1xb2-600i_phantoms-48x48x48.py'
 CPU_BUDGET_S = 420
 GPU_BUDGET_S = 120
 

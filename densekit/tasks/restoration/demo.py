@@ -22,8 +22,8 @@ from densekit.packaged import config_root
 __all__ = ['stage_sr', 'stage_derain', 'evaluate_photos']
 
 CONFIGS = config_root() / 'restoration'
-SR_CONFIG = 'edsr_baseline_x2_cpu_photos.py'
-DERAIN_CONFIG = 'derain_resunet_cpu_rain.py'
+SR_CONFIG = 'edsr_x2c32b8_1xb4-4min_photos.py'
+DERAIN_CONFIG = 'resunet_c16_1xb4-4min_photos-rain.py'
 
 
 def _budget() -> Tuple[int, str]:

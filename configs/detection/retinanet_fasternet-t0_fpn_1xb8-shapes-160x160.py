@@ -1,9 +1,0 @@
-# RetinaNet on FasterNet-T0 (partial convolutions) with densekit.FPN, CPU-sized, trained from
-# scratch on the built-in synthetic shapes (160x160, 6 classes): the half-width ResNet-18
-# RetinaNet with the backbone swapped. FasterNet's stride-8/16/32 levels (80/160/320 channels)
-# feed the FPN; an extra stride-64 level comes from the input.
-_base_ = ['./retinanet_r18-half_fpn_1xb8-shapes-160x160.py']
-model = dict(
-    backbone=dict(_delete_=True, type='densekit.FasterNet', arch='t0', out_indices=(1, 2, 3),
-                  frozen_stages=-1, norm_eval=False),
-    neck=dict(in_channels=[80, 160, 320]))

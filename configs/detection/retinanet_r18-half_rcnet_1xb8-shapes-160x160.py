@@ -1,9 +1,0 @@
-# RetinaNet with densekit.RCNet (reverse feature pyramid + cross-scale shift network) in place
-# of FPN, otherwise identical to retinanet_r18-half_fpn_1xb8-shapes-160x160.py. Plain 3x3 fusion
-# convs (the paper's DCNv2 is fusion_conv='dcnv2'), BN in the neck as the paper's RetinaNet
-# config; 4 levels P3-P6 (the last from the C5 lateral by 1x1 conv + 2x max-pool), shift groups
-# of 64 // 16 = 4 channels by +1, -1, +2, -2 levels.
-_base_ = ['./retinanet_r18-half_fpn_1xb8-shapes-160x160.py']
-model = dict(neck=dict(_delete_=True, type='densekit.RCNet', in_channels=[64, 128, 256],
-                       out_channels=64, num_outs=4, norm_cfg=dict(type='BN'),
-                       fusion_conv='conv'))
