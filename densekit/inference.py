@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from densekit.apis import load_config
 from densekit.fileio import atomic_write_bytes
-from densekit.imageio import UnreadableInput, bgr_from_array, read_bgr
+from densekit.imageio import UnreadableInput, bgr_from_array, encode_image, read_bgr
 
 __all__ = ['IMAGE_SUFFIXES', 'UnreadableInput', 'RunRefused', 'InferOptions', 'Handler',
            'InferenceSummary', 'expand_inputs', 'plan_outputs', 'build_model',
@@ -259,10 +259,7 @@ def class_palette(num_classes: int, palette: Optional[Sequence[Sequence[int]]] =
 
 
 def _encode(path: str, image: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(osp.splitext(path)[1] or '.png', image)
-    if not ok:
-        raise RuntimeError(f'could not encode {path}')
-    return buf.tobytes()
+    return encode_image(image, osp.splitext(path)[1] or '.png', what=path)
 
 
 def _stem(path: str) -> str:
