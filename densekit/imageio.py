@@ -5,7 +5,8 @@ prints a warning nobody sees. :func:`check_complete` catches that cheaply (the e
 marker of JPEG, the ``IEND`` chunk of PNG) and falls back to a full Pillow decode only when the
 cheap check is inconclusive. :func:`describe_unsupported` tells *why* OpenCV could not read a
 file that is not corrupt (for example a 64-bit float TIFF), so the error does not say "corrupt"
-for a file that is merely of an unsupported kind.
+for a file that is merely of an unsupported kind. :func:`encode_image` is the one place that turns
+an array into the bytes of an image file.
 """
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
-__all__ = ['UnreadableInput', 'check_complete', 'describe_unsupported', 'png_color_type',
-           'read_bgr', 'split_image_array', 'bgr_from_array']
+__all__ = ['UnreadableInput', 'ImageEncodeError', 'check_complete', 'describe_unsupported',
+           'png_color_type', 'read_bgr', 'split_image_array', 'bgr_from_array', 'encode_image']
 
 _JPEG_SUFFIXES = ('.jpg', '.jpeg', '.jpe', '.jfif')
 _PNG_END = b'\x00\x00\x00\x00IEND\xaeB`\x82'
@@ -30,6 +31,14 @@ class UnreadableInput(ValueError):
     """An input file is corrupt, truncated or of a kind densekit does not read.
 
     Inference reports it against the file and goes on with the other inputs.
+    """
+
+
+class ImageEncodeError(ValueError, RuntimeError):
+    """OpenCV could not encode an array as an image file.
+
+    A ``ValueError`` (the array or the suffix is unsuitable); also a ``RuntimeError``, which is
+    what the encoders raised before they shared :func:`encode_image`.
     """
 
 
@@ -202,3 +211,29 @@ def bgr_from_array(image: object, name: str = 'image') -> np.ndarray:
     if bgr.dtype == np.uint16:
         return bgr.astype(np.float32) / np.float32(257.0)
     return bgr.astype(np.float32) * np.float32(255.0)
+
+
+def encode_image(image: np.ndarray, ext: str = '.png', *, rgb: bool = False,
+                 what: str = 'image') -> bytes:
+    """The bytes of ``image`` encoded as an ``ext`` file (``'.png'``, ``'.jpg'``, ``'.tif'`` ...).
+
+    ``image`` is what ``cv2.imencode`` takes: ``(H, W)`` gray or ``(H, W, C)`` with BGR(A)
+    channels. With ``rgb=True`` a 3-dimensional ``image`` holds RGB(A) channels and its colour
+    channels are reversed first (alpha stays last); a 2-dimensional one is written as it is.
+    ``what`` names the picture in the error. Raises :class:`ImageEncodeError` (a ``ValueError``)
+    when OpenCV refuses the array or the suffix.
+    """
+    if not isinstance(ext, str) or not ext.startswith('.') or len(ext) < 2:
+        raise ValueError(f"ext must be a file suffix such as '.png', got {ext!r}")
+    pixels = np.asarray(image)
+    if rgb and pixels.ndim == 3 and pixels.shape[2] in (3, 4):
+        pixels = np.concatenate([pixels[..., 2::-1], pixels[..., 3:]], axis=2)
+    pixels = np.ascontiguousarray(pixels)
+    try:
+        ok, buf = cv2.imencode(ext, pixels)
+    except cv2.error as exc:
+        raise ImageEncodeError(f'could not encode {what} ({pixels.shape} {pixels.dtype}) as '
+                               f'{ext}: {str(exc).strip()}') from exc
+    if not ok:
+        raise ImageEncodeError(f'could not encode {what} ({pixels.shape} {pixels.dtype}) as {ext}')
+    return buf.tobytes()

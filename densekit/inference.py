@@ -43,7 +43,8 @@ from tqdm import tqdm
 
 from densekit.apis import load_config
 from densekit.fileio import atomic_write_bytes
-from densekit.imageio import UnreadableInput, bgr_from_array, read_bgr
+from densekit.imageio import UnreadableInput, bgr_from_array, encode_image, read_bgr
+from densekit.palette import box_palette, class_palette
 
 __all__ = ['IMAGE_SUFFIXES', 'UnreadableInput', 'RunRefused', 'InferOptions', 'Handler',
            'InferenceSummary', 'expand_inputs', 'plan_outputs', 'build_model',
@@ -249,20 +250,8 @@ def build_model(cfg: Any, checkpoint: str, device: str, strict: bool = True
     return model.to(device).eval()
 
 
-def class_palette(num_classes: int, palette: Optional[Sequence[Sequence[int]]] = None
-                  ) -> np.ndarray:
-    """``(num_classes, 3)`` uint8 RGB colours: ``palette`` extended with fixed random ones."""
-    given = np.asarray(palette if palette is not None and len(palette) else np.zeros((0, 3)),
-                       np.int64).reshape(-1, 3)
-    extra = np.random.default_rng(0).integers(0, 256, (max(num_classes - len(given), 0), 3))
-    return np.concatenate([given, extra]).clip(0, 255).astype(np.uint8)
-
-
 def _encode(path: str, image: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(osp.splitext(path)[1] or '.png', image)
-    if not ok:
-        raise RuntimeError(f'could not encode {path}')
-    return buf.tobytes()
+    return encode_image(image, osp.splitext(path)[1] or '.png', what=path)
 
 
 def _stem(path: str) -> str:
@@ -348,7 +337,7 @@ def _detection_handler(cfg: Any, model: torch.nn.Module, options: InferOptions) 
 
     pipeline = _test_pipeline(cfg, 'mmdet.LoadImageFromNDArray')
     classes = list(model.dataset_meta.get('classes') or [])
-    palette = np.random.default_rng(1).integers(60, 256, (max(len(classes), 1), 3))
+    palette = box_palette(len(classes))
 
     def read(path: str) -> Dict[str, Any]:
         return dict(img=read_bgr(path), img_path=path)

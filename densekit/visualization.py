@@ -4,11 +4,11 @@ from __future__ import annotations
 import os.path as osp
 from typing import Any
 
-import cv2
 import numpy as np
 from mmengine.visualization.vis_backend import BaseVisBackend
 
 from densekit.fileio import atomic_write_bytes
+from densekit.imageio import encode_image
 from densekit.registry import VISBACKENDS
 
 
@@ -34,7 +34,5 @@ class FlatImageBackend(BaseVisBackend):
     def add_image(self, name: str, image: np.ndarray, step: int = 0, **kwargs: Any) -> None:
         """Write ``image`` (RGB uint8) to ``<save_dir>/<stem of name>.png``."""
         stem = osp.splitext(osp.basename(str(name)))[0] or f'image_{step}'
-        ok, buf = cv2.imencode('.png', np.ascontiguousarray(image[..., ::-1]))
-        if not ok:
-            raise RuntimeError(f'could not encode picture {name!r}')
-        atomic_write_bytes(buf.tobytes(), osp.join(self._save_dir, f'{stem}.png'))
+        png = encode_image(image, '.png', rgb=True, what=f'picture {name!r}')
+        atomic_write_bytes(png, osp.join(self._save_dir, f'{stem}.png'))

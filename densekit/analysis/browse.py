@@ -48,7 +48,7 @@ def _enlarge_factor(height: int, min_size: int) -> int:
 
 
 def _palette(meta: Dict[str, Any], count: int) -> np.ndarray:
-    from densekit.inference import class_palette
+    from densekit.palette import class_palette
 
     return class_palette(count, meta.get('palette'))
 
@@ -109,7 +109,7 @@ def draw_sample(task: str, sample: Dict[str, Any], meta: Dict[str, Any],
                                       f'| sagittal, patch {list(channel.shape)}']))
         classes = list(meta.get('classes') or [])
         if classes:
-            from densekit.tasks.medical3d.viz import LABEL_COLOURS
+            from densekit.palette import LABEL_COLOURS
             rows.append(legend(classes, LABEL_COLOURS, width=rows[0].shape[1]))
         return stack_rows(rows)
     raise ValueError(f'task {task!r} has no sample drawing; known: seg, det, sr, derain, '

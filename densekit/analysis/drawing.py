@@ -9,6 +9,8 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from densekit.imageio import encode_image
+
 __all__ = ['png_bytes', 'colourise', 'overlay', 'legend', 'draw_boxes', 'zoom',
            'pick_crop', 'labelled_row', 'stack_rows', 'pad_to_width']
 
@@ -17,10 +19,7 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 def png_bytes(rgb: np.ndarray) -> bytes:
     """PNG encoding of an RGB uint8 picture."""
-    ok, buf = cv2.imencode('.png', np.ascontiguousarray(rgb[..., ::-1]))
-    if not ok:
-        raise RuntimeError(f'could not encode a picture of shape {rgb.shape}')
-    return buf.tobytes()
+    return encode_image(rgb, '.png', rgb=True, what='a picture')
 
 
 def colourise(labels: np.ndarray, palette: np.ndarray, ignore_index: int = 255) -> np.ndarray:

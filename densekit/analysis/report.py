@@ -35,6 +35,7 @@ from densekit.analysis.drawing import (
     zoom,
 )
 from densekit.fileio import atomic_write_text
+from densekit.palette import LABEL_COLOURS, box_palette, class_palette
 
 __all__ = ['Gate', 'GATES', 'STAGE_TITLES', 'write_report', 'stage_pictures']
 
@@ -112,7 +113,6 @@ def _read_rgb(path: str) -> np.ndarray:
 
 def seg_pictures(stage_dir: Path, count: int = 4, min_size: int = 256) -> List[Picture]:
     """Held-out images: image | ground truth | prediction, and the class legend."""
-    from densekit.inference import class_palette
 
     cfg, model = _stage_model(stage_dir)
     names = list(model.dataset_meta.get('classes') or [])
@@ -139,7 +139,7 @@ def det_pictures(stage_dir: Path, count: int = 4, score_thr: float = 0.3,
     """Held-out images with the predicted boxes, class names and scores."""
     cfg, model = _stage_model(stage_dir)
     names = list(model.dataset_meta.get('classes') or [])
-    palette = np.random.default_rng(1).integers(60, 256, (max(len(names), 1), 3))
+    palette = box_palette(len(names))
     panels, captions = [], []
     for sample in _test_samples(cfg, model, count):
         pred = sample.pred_instances
@@ -179,7 +179,7 @@ def medical_pictures(stage_dir: Path) -> List[Picture]:
     import nibabel as nib
     from mmengine.config import Config
 
-    from densekit.tasks.medical3d.viz import LABEL_COLOURS, render_slices
+    from densekit.tasks.medical3d.viz import render_slices
 
     predictions = sorted((stage_dir / 'predictions').glob('*_seg.nii*'))
     if not predictions:

@@ -12,12 +12,12 @@ import os.path as osp
 from pathlib import Path
 from typing import Dict
 
-import cv2
 import numpy as np
 import torch
 from mmengine.config import Config
 
 from densekit.fileio import atomic_write_bytes
+from densekit.imageio import encode_image
 from densekit.lazy import lazy_module
 
 nib = lazy_module('nibabel')
@@ -85,11 +85,8 @@ def _run(work_dir: Path, data_root: Path, budget_s: int, gpu: bool) -> Dict[str,
     truth = np.asarray(nib.load(str(root / 'labelsTs' / 'phantom_030.nii.gz')).dataobj)
     image = nib.load(str(test_image))
     picture = render_slices(np.asarray(image.get_fdata(dtype=np.float32)), pred, image.affine)
-    ok, png = cv2.imencode('.png', picture)
-    if not ok:
-        raise RuntimeError('could not encode the overlay picture')
     png_path = work_dir / 'phantom_030_overlay.png'
-    atomic_write_bytes(png.tobytes(), png_path)
+    atomic_write_bytes(encode_image(picture, '.png', what='the overlay picture'), png_path)
     test_dice = float(np.mean([dice_score(pred == c, truth == c) for c in (1, 2)]))
     print(f'medical: mean foreground Dice {metrics["dice"]:.3f} (organ '
           f'{metrics["dice_organ"]:.3f}, lesion {metrics["dice_lesion"]:.3f}), HD95 '

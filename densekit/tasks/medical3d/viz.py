@@ -11,12 +11,11 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from densekit.palette import LABEL_COLOURS, label_colours
 from densekit.tasks.medical3d.preprocess import to_canonical, voxel_spacing
 
 __all__ = ['render_slices', 'LABEL_COLOURS']
 
-LABEL_COLOURS = np.array([[0, 0, 0], [60, 180, 75], [230, 25, 75], [255, 225, 25],
-                          [0, 130, 200], [245, 130, 48], [145, 30, 180]], np.uint8)  # RGB
 
 
 def _panel(image: np.ndarray, labels: np.ndarray, aspect: Tuple[float, float],
@@ -24,7 +23,7 @@ def _panel(image: np.ndarray, labels: np.ndarray, aspect: Tuple[float, float],
     lo, hi = np.percentile(image, (1, 99))
     grey = np.clip((image - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
     rgb = np.repeat(grey[..., None], 3, -1).astype(np.float32)
-    colour = LABEL_COLOURS[labels % len(LABEL_COLOURS)].astype(np.float32)
+    colour = label_colours(labels).astype(np.float32)
     mask = (labels > 0)[..., None]
     rgb = np.where(mask, (1 - alpha) * rgb + alpha * colour, rgb)
     rows, cols = image.shape

@@ -11,12 +11,12 @@ import contextlib
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
-import cv2
 import numpy as np
 import torch
 from mmengine.config import Config
 
 from densekit.fileio import atomic_write_bytes
+from densekit.imageio import encode_image
 from densekit.packaged import config_root
 
 __all__ = ['stage_sr', 'stage_derain', 'evaluate_photos']
@@ -64,10 +64,7 @@ def _idle_threads() -> Iterator[None]:
 
 
 def _write_png(image: np.ndarray, path: Path) -> None:
-    ok, buf = cv2.imencode('.png', np.ascontiguousarray(image[..., ::-1]))
-    if not ok:
-        raise RuntimeError(f'could not encode {path}')
-    atomic_write_bytes(buf.tobytes(), path)
+    atomic_write_bytes(encode_image(image, '.png', rgb=True, what=str(path)), path)
 
 
 def evaluate_photos(model: torch.nn.Module, data_list: List[dict], scale: int,

@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from densekit.imageio import check_complete, describe_unsupported, png_color_type
+from densekit.imageio import encode_image as _encode_pixels
 from densekit.inference import UnreadableInput
 
 __all__ = ['LoadedImage', 'read_image', 'apply_orientation', 'encode_image', 'output_suffix',
@@ -172,12 +173,7 @@ def encode_image(suffix: str, rgb: np.ndarray, alpha: Optional[np.ndarray] = Non
         if pixels.shape[2] == 2:
             pixels = np.concatenate([np.repeat(pixels[..., :1], 3, axis=2), pixels[..., 1:]],
                                     axis=2)
-        pixels = np.ascontiguousarray(np.concatenate([pixels[..., 2::-1], pixels[..., 3:]],
-                                                     axis=2))
-    ok, buf = cv2.imencode(suffix, pixels)
-    if not ok:
-        raise RuntimeError(f'could not encode a {pixels.shape} {pixels.dtype} image as {suffix}')
-    return buf.tobytes()
+    return _encode_pixels(pixels, suffix, rgb=True, what='an image')
 
 
 _PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'

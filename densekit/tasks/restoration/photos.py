@@ -19,10 +19,10 @@ import zlib
 from pathlib import Path
 from typing import Callable, Dict, Sequence, Tuple, Union
 
-import cv2
 import numpy as np
 
 from densekit.fileio import atomic_write_bytes, atomic_write_text
+from densekit.imageio import encode_image
 from densekit.tasks.restoration.imresize import imresize
 from densekit.tasks.restoration.rain import add_rain
 
@@ -68,10 +68,7 @@ def load_photo(name: str, multiple: int = 12) -> np.ndarray:
 
 
 def _write_png(image: np.ndarray, path: Path) -> None:
-    ok, buf = cv2.imencode('.png', np.ascontiguousarray(image[..., ::-1]))
-    if not ok:
-        raise RuntimeError(f'could not encode {path}')
-    atomic_write_bytes(buf.tobytes(), path)
+    atomic_write_bytes(encode_image(image, '.png', rgb=True, what=str(path)), path)
 
 
 def generate_restoration_photos(root: Union[str, Path], seed: int = 0, force: bool = False,

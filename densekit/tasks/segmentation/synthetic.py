@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from densekit.fileio import atomic_write_bytes, atomic_write_text
+from densekit.imageio import encode_image
 
 CLASSES = ('background', 'disc', 'square', 'triangle', 'star', 'ring', 'cross')
 PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
@@ -163,10 +164,7 @@ def render_sample(rng: np.random.Generator, size: int = 128, max_shapes: int = 5
 
 def encode_png(array: np.ndarray) -> bytes:
     """PNG-encode a uint8/uint16 array (BGR channel order for colour)."""
-    ok, buf = cv2.imencode('.png', array)
-    if not ok:
-        raise RuntimeError('PNG encoding failed')
-    return buf.tobytes()
+    return encode_image(array, '.png', what='a synthetic sample')
 
 
 def is_generated(root: Path, meta: dict, *, num_train: int, num_val: int, size: int, seed: int,
