@@ -19,9 +19,9 @@ test: $(STAMP)
 
 # The numeric tests once more on the AVX2 kernels of oneDNN and ATen: tolerances must hold for
 # every kernel family, not only for the CPU the suite was written on.
-NUMERIC_TESTS := tests/test_necks_layers.py tests/test_necks_aspp.py tests/test_necks_jpu.py \
-	tests/test_necks_fpn.py tests/test_necks_3d.py tests/test_seg_heads.py tests/test_accel.py \
-	tests/test_registry_walk.py tests/test_medical3d_sliding.py
+NUMERIC_TESTS := tests/layers/test_layers.py tests/necks/test_aspp.py tests/necks/test_jpu.py \
+	tests/necks/test_fpn.py tests/necks/test_3d.py tests/heads/test_seg_heads.py tests/accel/test_policy.py \
+	tests/test_registry_walk.py tests/tasks/medical3d/test_sliding_window.py
 
 test-avx2: $(STAMP)
 	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 $(PY) -m pytest -q $(NUMERIC_TESTS)

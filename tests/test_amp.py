@@ -10,8 +10,7 @@ import torch
 from mmengine.hooks import Hook
 
 from densekit.registry import HOOKS
-
-from .conftest import SEG_CONFIG, tiny_seg_options
+from tests.conftest import SEG_CONFIG, tiny_seg_options
 
 RECORDED: dict = {}
 

@@ -15,8 +15,7 @@ import torch
 import densekit  # noqa: F401
 from densekit.checkpoint import UnsafeCheckpointError, safe_load
 from densekit.fileio import AtomicLocalBackend, atomic_open, atomic_write_bytes
-
-from .conftest import REPO, SEG_CONFIG, tiny_seg_options
+from tests.conftest import REPO, SEG_CONFIG, tiny_seg_options
 
 
 class _RunsCodeOnLoad:

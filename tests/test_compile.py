@@ -18,14 +18,13 @@ from torch import nn
 
 import densekit  # noqa: F401
 from densekit.registry import MODELS
+from tests.backbone_harness import tiny_retinanet
 from tests.helpers.numerics import (
     assert_close_to_reference,
     float64_copy,
     randomize_norms_,
     torch_threads,
 )
-
-from .backbone_harness import tiny_retinanet
 
 
 def _build(cfg: dict) -> nn.Module:

@@ -9,8 +9,7 @@ from mmengine.config import Config
 from mmengine.registry import MODELS, init_default_scope
 
 import densekit  # noqa: F401
-
-from .conftest import REPO
+from tests.conftest import REPO
 
 CONFIGS = sorted(p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
 CPU_TASK_CONFIGS = [p for p in CONFIGS if p.parent.name in ('segmentation', 'detection')

@@ -8,8 +8,7 @@ import pytest
 
 from densekit.demo import format_summary, write_summary
 from densekit.hooks import TimeBudgetHook
-
-from .conftest import SEG_CONFIG, tiny_seg_options
+from tests.conftest import SEG_CONFIG, tiny_seg_options
 
 
 def test_summary_merges_tasks_and_formats(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from .conftest import REPO, tiny_seg_options
+from tests.conftest import REPO, tiny_seg_options
 
 CONFIGS = REPO / 'configs'
 STAGES = ('seg', 'sr', 'derain', 'det', 'medical')

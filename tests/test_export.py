@@ -28,9 +28,8 @@ from densekit.errors import ArgumentError, MissingExtra
 from densekit.export import ExportRefused, export_graph, export_onnx, require_deploy
 from densekit.inference import build_model
 from densekit.tasks.medical3d.sliding_window import sliding_window_inference
-
-from .conftest import DET_CONFIG, REPO, SEG_CONFIG
-from .test_inference_safety import MED_CONFIG, _save_model
+from tests.conftest import DET_CONFIG, REPO, SEG_CONFIG
+from tests.test_inference_safety import MED_CONFIG, _save_model
 
 SR_CONFIG = REPO / 'configs' / 'restoration' / 'fsrcnn_x2d56s12m4_1xb4-4min_photos.py'
 DERAIN_CONFIG = REPO / 'configs' / 'restoration' / 'resunet_c16_1xb4-4min_photos-rain.py'

@@ -29,10 +29,9 @@ from densekit.export import ExportRefused, export_onnx
 from densekit.inference import build_model
 from densekit.layers import adaptive_max_pool, size_tensor
 from densekit.tasks.medical3d.dformer import DFormerBlock, merge_groups, partition_groups
-
-from .conftest import REPO
-from .test_export import _check_graph
-from .test_inference_safety import _save_model
+from tests.conftest import REPO
+from tests.test_export import _check_graph
+from tests.test_inference_safety import _save_model
 
 RCNET = REPO / 'configs' / 'detection' / 'retinanet_r18-half_rcnet_1xb8-2000i_shapes-160x160.py'
 CATANET = REPO / 'configs' / 'restoration' / 'catanet-tiny_x2c24_1xb4-4min_photos.py'

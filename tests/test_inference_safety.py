@@ -33,8 +33,7 @@ from densekit.checkpoint import (
 )
 from densekit.cli import main
 from densekit.inference import InferOptions, RunRefused, infer
-
-from .conftest import DET_CONFIG, REPO, SEG_CONFIG
+from tests.conftest import DET_CONFIG, REPO, SEG_CONFIG
 
 SR_CONFIG = REPO / 'configs' / 'restoration' / 'edsr_x2c32b8_1xb4-4min_photos.py'
 MED_CONFIG = REPO / 'configs' / 'medical3d' / 'resunet-tiny_1xb2-600i_phantoms-48x48x48.py'
@@ -184,8 +183,7 @@ def test_segmentation_checkpoint_in_sr_config_is_refused(sr_setup, seg_ckpt, tmp
 
 def test_test_and_resume_load_strictly(tmp_path, shapes_root) -> None:
     from densekit import apis
-
-    from .conftest import tiny_seg_options
+    from tests.conftest import tiny_seg_options
     ckpt = _save_model(SEG_CONFIG, tmp_path / 'five.pth', **{'decode_head.num_classes': 5})
     options = apis.parse_cfg_options(tiny_seg_options(shapes_root, max_iters=2, interval=2))
     with pytest.raises(CheckpointMismatchError, match='cannot load checkpoint'):

@@ -21,9 +21,8 @@ import densekit
 from densekit.checkpoint import CheckpointMismatchError
 from densekit.inference import infer
 from densekit.tasks.restoration.inference import restore_array
-
-from .conftest import DET_CONFIG, SEG_CONFIG
-from .test_inference_safety import MED_CONFIG, SR_CONFIG, _save_model
+from tests.conftest import DET_CONFIG, SEG_CONFIG
+from tests.test_inference_safety import MED_CONFIG, SR_CONFIG, _save_model
 
 
 def _rgb(name: str, height: int, width: int) -> np.ndarray:

@@ -56,7 +56,7 @@ NOT_MODULES = {
     'DATASETS': 'datasets (tests/test_*_data.py)',
     'TRANSFORMS': 'data transforms (tests/test_*_data.py, test_augment.py)',
     'METRICS': 'metrics (tests/test_*_metrics.py)',
-    'DATA_SAMPLERS': 'batch samplers (tests/test_restoration_multiscale.py)',
+    'DATA_SAMPLERS': 'batch samplers (tests/tasks/restoration/test_multiscale.py)',
     'HOOKS': 'runner hooks (tests/test_tools.py, test_restoration_train.py)',
     'VISBACKENDS': 'visualisation backends',
     'OPTIM_WRAPPERS': 'optimizer wrappers (AMP)',

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .conftest import REPO, SEG_CONFIG, tiny_seg_options
+from tests.conftest import REPO, SEG_CONFIG, tiny_seg_options
 
 BUDGET_S = 8.0
 SKEW_S = 2.5

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from .conftest import DET_CONFIG, REPO, SEG_CONFIG, run_tool, tiny_seg_options
+from tests.conftest import DET_CONFIG, REPO, SEG_CONFIG, run_tool, tiny_seg_options
 
 
 @pytest.fixture(scope='module')

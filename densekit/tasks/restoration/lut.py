@@ -20,7 +20,7 @@ Tables:
   order). Unlike SR-LUT's ``v % 16 / 16`` the last cell has width 15, so code 255 hits its
   sample exactly.
 
-What the tables reproduce (``tests/test_restoration_lut.py`` checks each):
+What the tables reproduce (``tests/backbones/test_rclut.py`` checks each):
 
 * at sample codes the unit table *is* the network: equal int8 values;
 * between samples the interpolated value is a convex combination of the five corners of the
