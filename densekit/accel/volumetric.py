@@ -19,7 +19,7 @@ norm. Under :func:`fast_inference` (no autograd):
 * instance norm takes its statistics as one float32 sum and one sum of squares per channel
   (:func:`instance_stats`) instead of a three-pass Welford reduction, and applies
   ``x * a + d`` in one fused op;
-* densekit's own blocks (:mod:`~densekit.tasks.medical3d.blocks`) do the normalisation in place
+* densekit's own blocks (:mod:`~densekit.blocks.residual`) do the normalisation in place
   over the fresh conv output (after an in-place shift by a mean estimate, so nothing cancels),
   then the LeakyReLU and the residual add in place.
 

@@ -11,6 +11,9 @@
   :class:`MEFC`, its mixture-of-experts feature compensator;
 * :class:`DilatedReparamBlock` - UniRepLKNet's re-parameterisable large-kernel block (2D / 3D)
   and :class:`LargeKernelResBlock`, a residual block built on it;
+* :class:`ConvNormResBlock`, :class:`UpConcat` - STU-Net's residual block and upsampling (2D / 3D);
+* :class:`InvertedBottleneck`, :class:`ReversibleCoupling`, :class:`ReversibleSequence` -
+  reversible residual blocks that train without storing activations;
 * :func:`set_convbn_mode` - train / tune / deploy modes of conv + BatchNorm pairs.
 """
 from densekit.blocks.convbn import CONVBN_MODES, set_convbn_mode
@@ -27,6 +30,8 @@ from densekit.blocks.reparam import (
     dilate_kernel,
     pad_kernel,
 )
+from densekit.blocks.residual import ConvNormResBlock, UpConcat
+from densekit.blocks.reversible import InvertedBottleneck, ReversibleCoupling, ReversibleSequence
 from densekit.blocks.shift import Shift8, ShiftBlock
 from densekit.blocks.sparse_transformer import MSFN, TKSA, SparseBlock
 from densekit.blocks.spd import SPDConv, depth_to_space, space_to_depth
@@ -36,5 +41,6 @@ __all__ = [
     'PConv', 'ECA', 'ChannelSE', 'SpatialSE', 'eca_kernel_size', 'scSE', 'REPARAM_BRANCHES',
     'DilatedReparamBlock', 'LargeKernelResBlock', 'dilate_kernel', 'pad_kernel', 'SPDConv',
     'depth_to_space', 'space_to_depth', 'EDSRResBlock', 'EXPERTS', 'MEFC', 'build_expert',
-    'Shift8', 'ShiftBlock', 'MSFN', 'TKSA', 'SparseBlock',
+    'Shift8', 'ShiftBlock', 'MSFN', 'TKSA', 'SparseBlock', 'ConvNormResBlock', 'UpConcat',
+    'InvertedBottleneck', 'ReversibleCoupling', 'ReversibleSequence',
 ]

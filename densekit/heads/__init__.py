@@ -11,7 +11,9 @@ from densekit.heads.reconstruction import (
 from densekit.heads.seg_heads import DepthwiseSeparableASPPHead, DUCHead, FCNHead, FPNHead
 from densekit.heads.shift_head import ShiftUpsampleHead
 from densekit.heads.shuffle_head import PixelShuffleSkipHead
+from densekit.heads.unet_head import UNetDecoderHead
 
 __all__ = ['ASPPHead', 'CATANetHead', 'ContextPool', 'DepthwiseSeparableASPPHead', 'DUCHead',
            'FCNHead', 'FPNHead', 'LRASPPHead', 'PixelShuffleSkipHead', 'DeconvHead',
-           'PixelShuffleHead', 'PixelShuffleUpsampler', 'ReconstructionHead', 'ShiftUpsampleHead']
+           'PixelShuffleHead', 'PixelShuffleUpsampler', 'ReconstructionHead', 'ShiftUpsampleHead',
+           'UNetDecoderHead']

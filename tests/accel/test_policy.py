@@ -25,7 +25,7 @@ import densekit.layers.conv_norm_act as cna
 import densekit.necks.aspp as aspp_mod
 import densekit.necks.fpn as fpn_mod
 import densekit.necks.jpu as jpu_mod
-import densekit.tasks.medical3d.blocks as blocks_mod
+import densekit.blocks.residual as blocks_mod
 from densekit.accel import (
     PATHS,
     fast_paths,
