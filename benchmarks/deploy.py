@@ -31,6 +31,7 @@ from typing import Callable, List, Optional
 import torch
 
 from benchmarks.harness import Row, suite, time_pair
+from densekit.threads import torch_threads
 
 __all__ = ['bench_deploy', 'cpu_configs', 'ort_op_shares']
 
@@ -101,7 +102,6 @@ def _case(path: str, threads: int, repeats: int, folder: str) -> Row:
 
     cfg, model, graph, task, onnx_path = _build(path, folder)
     name = f'{osp.basename(path)[:-3]} ({threads}t)'
-    torch.set_num_threads(threads)
     session = onnx_session(onnx_path, threads)
     generator = torch.Generator().manual_seed(0)
     if task == 'medical':
@@ -153,14 +153,10 @@ def bench_deploy(repeats: int = 5, quick: bool = False, only: Optional[str] = No
     configs = cpu_configs(only)
     if quick:
         configs = configs[:3]
-    before = torch.get_num_threads()
-    try:
-        for path in configs:
-            for threads in (1, 2):
-                with tempfile.TemporaryDirectory() as folder:
-                    rows.append(_guarded(path, threads, repeats, folder))
-    finally:
-        torch.set_num_threads(before)
+    for path in configs:
+        for threads in (1, 2):
+            with tempfile.TemporaryDirectory() as folder, torch_threads(threads):
+                rows.append(_guarded(path, threads, repeats, folder))
     return rows
 
 

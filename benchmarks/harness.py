@@ -234,7 +234,6 @@ def run_suites(name: str, repeats: int = 5, quick: bool = False,
     if name != 'all' and name not in SUITES:
         raise ValueError(f'unknown benchmark suite {name!r}; choose from {sorted(SUITES)} or all')
     names = list(SUITES) if name == 'all' else [name]
-    torch.set_num_threads(torch.get_num_threads())
     results = {}
     for key in names:
         # where each case ran is the table's device column (suites that measure through

@@ -130,15 +130,10 @@ def bench_restoration(repeats: int = 5, quick: bool = False, only: Optional[str]
     the cases whose name contains it (case-insensitive; the matmul row comes with any model
     row, whose efficiency it is the reference of).
     """
-    from densekit.tasks.restoration.hooks import idle_cpu_threads
+    from densekit.threads import idle_threads
 
-    previous = torch.get_num_threads()
-    if not torch.cuda.is_available():  # busy cores make multi-threaded timings meaningless
-        torch.set_num_threads(idle_cpu_threads())
-    try:
+    with idle_threads():  # busy cores make multi-threaded timings meaningless
         return _bench(repeats, quick, only)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _bench(repeats: int, quick: bool, only: Optional[str] = None) -> List[Row]:

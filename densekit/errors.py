@@ -7,7 +7,9 @@ callers that catch it keep working when only the import or ``type`` is switched.
 """
 from __future__ import annotations
 
-__all__ = ['ArgumentError', 'InputSizeError', 'MissingExtra', 'positive_int']
+from typing import List
+
+__all__ = ['ArgumentError', 'InputSizeError', 'MissingExtra', 'positive_int', 'positive_ints']
 
 
 class ArgumentError(ValueError, AssertionError):
@@ -39,3 +41,17 @@ def positive_int(value: object, name: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ArgumentError(f'{name} must be a positive int, got {value!r}')
     return value
+
+
+def positive_ints(value: object, name: str) -> List[int]:
+    """``value`` as a list if it is a non-empty list or tuple of positive ints (not bools), else
+    an :class:`ArgumentError` naming ``name`` and the value.
+
+    Example:
+        >>> positive_ints((2, 2, 6), 'depths')
+        [2, 2, 6]
+    """
+    if not isinstance(value, (list, tuple)) or not value or any(
+            not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in value):
+        raise ArgumentError(f'{name} must be a non-empty sequence of positive ints, got {value!r}')
+    return list(value)

@@ -9,14 +9,11 @@ from __future__ import annotations
 from typing import Iterator
 
 import pytest
-import torch
 
-from densekit.tasks.restoration.hooks import idle_cpu_threads
+from densekit.threads import idle_cpu_threads, torch_threads
 
 
 @pytest.fixture(autouse=True, scope='module')
 def idle_threads() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(idle_cpu_threads())
-    yield
-    torch.set_num_threads(previous)
+    with torch_threads(idle_cpu_threads()):
+        yield

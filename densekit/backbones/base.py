@@ -29,18 +29,12 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from densekit.backbones.contract import ShapeContract, as_stride_tuples
+from densekit.errors import positive_int, positive_ints
 from densekit.layers import ConvNormAct, LayerFactory, check_spatial_dims
 
 __all__ = ['PyramidBackbone']
 
 ArchSpec = Union[str, Dict[str, Any]]
-
-
-def _positive_ints(value: Any, argname: str) -> List[int]:
-    if not isinstance(value, (list, tuple)) or not value or any(
-            not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in value):
-        raise ValueError(f'{argname} must be a non-empty sequence of positive ints, got {value!r}')
-    return list(value)
 
 
 class PyramidBackbone(ShapeContract, BaseModule):
@@ -87,8 +81,7 @@ class PyramidBackbone(ShapeContract, BaseModule):
         self.depths: List[int] = self.arch['depths']
         self.widths: List[int] = self.arch['widths']
         self.num_stages = len(self.depths)
-        if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
-            raise ValueError(f'in_channels must be a positive int, got {in_channels!r}')
+        positive_int(in_channels, 'in_channels')
         self.in_channels = in_channels
         self.out_indices = self._check_out_indices(out_indices)
         if (not isinstance(frozen_stages, int) or isinstance(frozen_stages, bool)
@@ -123,8 +116,8 @@ class PyramidBackbone(ShapeContract, BaseModule):
             raise ValueError(f'arch={arch!r}: missing keys {missing}, unknown keys {unknown}; '
                              f'expected depths, widths and optionally '
                              f'{sorted(cls.arch_defaults)}')
-        spec['depths'] = _positive_ints(spec['depths'], 'arch depths')
-        spec['widths'] = _positive_ints(spec['widths'], 'arch widths')
+        spec['depths'] = positive_ints(spec['depths'], 'arch depths')
+        spec['widths'] = positive_ints(spec['widths'], 'arch widths')
         if len(spec['depths']) != len(spec['widths']):
             raise ValueError(f'arch={arch!r}: depths and widths must have one entry per stage, '
                              f'got {len(spec["depths"])} and {len(spec["widths"])}')

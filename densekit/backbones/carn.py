@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from densekit.backbones.contract import FullResolutionBody
-from densekit.heads.reconstruction import check_positive
+from densekit.errors import positive_int
 from densekit.layers import ConvNormAct, LayerFactory
 from densekit.registry import MODELS
 
@@ -83,7 +83,7 @@ class CARNBody(FullResolutionBody, nn.Module):
         for name, value in (('in_channels', in_channels), ('channels', channels),
                             ('num_blocks', num_blocks), ('num_units', num_units),
                             ('groups', groups)):
-            check_positive(name, value)
+            positive_int(value, name)
         if channels % groups:
             raise ValueError(f'groups={groups} must divide channels={channels}')
         self.entry = _LAYERS.conv(in_channels, channels, 3, padding=1)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from densekit.backbones.contract import FullResolutionBody
 from densekit.blocks.mefc import EXPERTS, MEFC
 from densekit.blocks.sparse_transformer import SparseBlock
-from densekit.heads.reconstruction import check_positive
+from densekit.errors import positive_int
 from densekit.layers import LayerFactory
 from densekit.registry import MODELS
 
@@ -63,8 +63,8 @@ class DRSformer(FullResolutionBody, nn.Module):
                  mefc_steps: int = 4, mefc_experts: Sequence[str] = EXPERTS,
                  bias: bool = False) -> None:
         super().__init__()
-        check_positive('in_channels', in_channels)
-        check_positive('dim', dim)
+        positive_int(in_channels, 'in_channels')
+        positive_int(dim, 'dim')
         if len(num_blocks) != 4 or any(not isinstance(b, int) or b < 0 for b in num_blocks):
             raise ValueError(f'num_blocks must be 4 ints >= 0, got {num_blocks!r}')
         if len(heads) != 4 or any(not isinstance(h, int) or h < 1 for h in heads):

@@ -14,7 +14,8 @@ from torch import Tensor, nn
 
 from densekit.backbones.contract import FullResolutionBody
 from densekit.blocks.edsr_block import EDSRResBlock
-from densekit.heads.reconstruction import check_positive, check_scale
+from densekit.errors import positive_int
+from densekit.heads.reconstruction import check_scale
 from densekit.layers import LayerFactory
 from densekit.registry import MODELS
 
@@ -46,9 +47,9 @@ class EDSRBody(FullResolutionBody, nn.Module):
                  res_scale: float = 1.0, scales: Optional[Sequence[int]] = None,
                  block_cfg: Optional[dict] = None) -> None:
         super().__init__()
-        check_positive('in_channels', in_channels)
-        check_positive('channels', channels)
-        check_positive('num_blocks', num_blocks)
+        positive_int(in_channels, 'in_channels')
+        positive_int(channels, 'channels')
+        positive_int(num_blocks, 'num_blocks')
         if not 0 < res_scale <= 1:
             raise ValueError(f'res_scale must be in (0, 1], got {res_scale!r}')
         self.multi_scale = scales is not None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from densekit.backbones.contract import FullResolutionBody
-from densekit.heads.reconstruction import check_positive
+from densekit.errors import positive_int
 from densekit.layers import ConvNormAct
 from densekit.registry import MODELS
 
@@ -41,7 +41,7 @@ class FSRCNNBody(FullResolutionBody, nn.Module):
     def __init__(self, in_channels: int = 1, d: int = 56, s: int = 12, m: int = 4) -> None:
         super().__init__()
         for name, value in (('in_channels', in_channels), ('d', d), ('s', s), ('m', m)):
-            check_positive(name, value)
+            positive_int(value, name)
         self.extract = _conv_prelu(in_channels, d, 5)
         self.shrink = _conv_prelu(d, s, 1)
         self.mapping = nn.Sequential(*[_conv_prelu(s, s, 3) for _ in range(m)])

@@ -40,6 +40,7 @@ from torch import nn
 from densekit.backbones.contract import ShapeContract, as_stride_tuples
 from densekit.backbones.piip_adapters import PIIPBranchAdapter, build_piip_adapter
 from densekit.backbones.piip_interaction import PIIPInteraction, check_interaction_width
+from densekit.errors import positive_int
 from densekit.layers import ConvNormAct
 from densekit.registry import MODELS
 
@@ -94,8 +95,7 @@ class PIIPSimplePyramid(ShapeContract, BaseModule):
     def __init__(self, in_channels: int, norm_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if not isinstance(in_channels, int) or isinstance(in_channels, bool) or in_channels < 1:
-            raise ValueError(f'in_channels must be a positive int, got {in_channels!r}')
+        positive_int(in_channels, 'in_channels')
         norm_cfg = dict(type='GN', num_groups=32) if norm_cfg is None else norm_cfg
         _check_norm(norm_cfg, in_channels, 'norm_cfg')
         c = in_channels

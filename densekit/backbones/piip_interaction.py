@@ -29,6 +29,7 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import trunc_normal_
 from torch import nn
 
+from densekit.errors import positive_int
 from densekit.layers import LayerFactory
 from densekit.registry import MODELS
 
@@ -45,8 +46,7 @@ def check_interaction_width(dim: int, num_heads: int, value_ratio: float,
         value_ratio: Value width as a fraction of ``dim``.
         where: Context appended to the message (e.g. which branch / interaction point).
     """
-    if not isinstance(num_heads, int) or isinstance(num_heads, bool) or num_heads < 1:
-        raise ValueError(f'num_heads must be a positive int, got {num_heads!r}')
+    positive_int(num_heads, 'num_heads')
     if not 0 < value_ratio <= 1:
         raise ValueError(f'value_ratio must be in (0, 1], got {value_ratio!r}')
     value_dim = int(dim * value_ratio)
@@ -124,8 +124,7 @@ class PIIPInjector(BaseModule):
                  norm_eps: float = 1e-6, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         for name, value in (('dim', dim), ('feat_dim', feat_dim), ('num_points', num_points)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
+            positive_int(value, name)
         check_interaction_width(dim, num_heads, value_ratio)
         if ffn_ratio < 0:
             raise ValueError(f'ffn_ratio must be >= 0, got {ffn_ratio!r}')

@@ -32,14 +32,14 @@ would not.
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densekit.backbones.contract import FullResolutionBody
-from densekit.errors import ArgumentError
+from densekit.errors import ArgumentError, positive_int
 from densekit.layers import ConvNormAct
 from densekit.registry import MODELS
 
@@ -70,12 +70,6 @@ def quantize_input(x: Tensor) -> Tensor:
     return round_ste((x * 255.0).clamp(0.0, 255.0))
 
 
-def _positive(name: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ArgumentError(f'{name} must be a positive int, got {value!r}')
-    return value
-
-
 class RCModule(nn.Module):
     """Reconstructed convolution over an ``size x size`` window of 8-bit codes (valid, no pad).
 
@@ -90,8 +84,8 @@ class RCModule(nn.Module):
     def __init__(self, size: int = 5, features: int = 64,
                  act_cfg: Optional[dict] = None) -> None:
         super().__init__()
-        self.size = _positive('rc_size', size)
-        _positive('rc_features', features)
+        self.size = positive_int(size, 'rc_size')
+        positive_int(features, 'rc_features')
         positions = size * size
         self.expand = ConvNormAct(2, 1, positions * features, 1, act_cfg=act_cfg,
                                   fast_eval=False)
@@ -135,7 +129,7 @@ class LUTUnit(nn.Module):
 
     def __init__(self, out_channels: int, features: int = 64, dense_layers: int = 4) -> None:
         super().__init__()
-        _positive('unit_features', features)
+        positive_int(features, 'unit_features')
         if not isinstance(dense_layers, int) or isinstance(dense_layers, bool) or dense_layers < 0:
             raise ArgumentError(f'dense_layers must be an int >= 0, got {dense_layers!r}')
         self.stem = ConvNormAct(2, 1, features, 2, fast_eval=False)
@@ -183,8 +177,8 @@ class RCLUTBody(FullResolutionBody, nn.Module):
                  rc_features: int = 64, rc_act: Optional[dict] = None,
                  unit_features: int = 64, dense_layers: int = 4, rotations: int = 4) -> None:
         super().__init__()
-        self.scale = _positive('scale', scale)
-        self.in_channels = _positive('in_channels', in_channels)
+        self.scale = positive_int(scale, 'scale')
+        self.in_channels = positive_int(in_channels, 'in_channels')
         if rotations not in ROTATIONS or isinstance(rotations, bool):
             raise ArgumentError(f'rotations must be one of {ROTATIONS}, got {rotations!r}')
         if rc_act is not None and not isinstance(rc_act, dict):

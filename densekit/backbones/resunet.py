@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from densekit.backbones.contract import FullResolutionBody
 from densekit.blocks.edsr_block import EDSRResBlock
-from densekit.heads.reconstruction import check_positive
+from densekit.errors import positive_int
 from densekit.layers import ConvNormAct, LayerFactory
 from densekit.registry import MODELS
 
@@ -39,7 +39,7 @@ class ResUNet(FullResolutionBody, nn.Module):
     def __init__(self, in_channels: int = 3, channels: Sequence[int] = (32, 64, 128),
                  blocks: int | Sequence[int] = 2) -> None:
         super().__init__()
-        check_positive('in_channels', in_channels)
+        positive_int(in_channels, 'in_channels')
         channels = tuple(channels)
         if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
             raise ValueError(f'channels must be a non-empty sequence of positive ints, got '

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from densekit.backbones.contract import FullResolutionBody
 from densekit.blocks.shift import ShiftBlock, small_kaiming_init
-from densekit.heads.reconstruction import check_positive
+from densekit.errors import positive_int
 from densekit.heads.shift_head import check_shift_channels
 from densekit.layers import LayerFactory
 from densekit.registry import MODELS
@@ -39,8 +39,8 @@ class SCNetBody(FullResolutionBody, nn.Module):
 
     def __init__(self, in_channels: int = 3, channels: int = 64, num_blocks: int = 16) -> None:
         super().__init__()
-        check_positive('in_channels', in_channels)
-        check_positive('num_blocks', num_blocks)
+        positive_int(in_channels, 'in_channels')
+        positive_int(num_blocks, 'num_blocks')
         check_shift_channels(channels)
         self.conv_first = _LAYERS.conv(in_channels, channels, 1)
         small_kaiming_init(self.conv_first)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densekit.errors import positive_int
 from densekit.layers import as_tuple, check_spatial_dims
 from densekit.registry import MODELS
 
@@ -72,8 +73,7 @@ class DCLSConv(nn.Module):
         self.spatial_dims = check_spatial_dims(spatial_dims)
         for name, value in (('in_channels', in_channels), ('out_channels', out_channels),
                             ('kernel_count', kernel_count), ('groups', groups)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
+            positive_int(value, name)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f'groups={groups} must divide in_channels={in_channels} and '
                              f'out_channels={out_channels}')

@@ -31,6 +31,7 @@ import torch
 from mmcv.ops import modulated_deform_conv2d
 from torch import Tensor, nn
 
+from densekit.errors import positive_int
 from densekit.registry import MODELS
 
 __all__ = ['FADConv', 'FreqSelect', 'frequency_bands']
@@ -154,8 +155,7 @@ class FADConv(nn.Module):
                              f'deformable conv is 2D), got spatial_dims={spatial_dims!r}')
         for name, value in (('in_channels', in_channels), ('out_channels', out_channels),
                             ('groups', groups), ('dilation', dilation), ('stride', stride)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
+            positive_int(value, name)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f'groups={groups} must divide in_channels={in_channels} and '
                              f'out_channels={out_channels}')

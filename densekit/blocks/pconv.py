@@ -21,6 +21,7 @@ from typing import Sequence, Union
 import torch
 from torch import Tensor, nn
 
+from densekit.errors import positive_int
 from densekit.layers import LayerFactory, as_tuple
 from densekit.registry import MODELS
 
@@ -53,8 +54,7 @@ class PConv(nn.Module):
         super().__init__()
         factory = LayerFactory(spatial_dims)
         for name, value in (('channels', channels), ('n_div', n_div)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
+            positive_int(value, name)
         if channels // n_div < 1:
             raise ValueError(f'n_div={n_div} leaves no channel to convolve out of '
                              f'channels={channels}; expected n_div <= channels')

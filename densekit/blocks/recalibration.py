@@ -15,16 +15,11 @@ import math
 import torch
 from torch import Tensor, nn
 
+from densekit.errors import positive_int
 from densekit.layers import LayerFactory, check_spatial_dims
 from densekit.registry import MODELS
 
 __all__ = ['ChannelSE', 'SpatialSE', 'scSE', 'ECA', 'eca_kernel_size']
-
-
-def _positive_int(value: object, argname: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f'{argname} must be a positive int, got {value!r}')
-    return value
 
 
 def _global_mean(x: Tensor) -> Tensor:
@@ -52,10 +47,10 @@ class ChannelSE(nn.Module):
         super().__init__()
         factory = LayerFactory(spatial_dims)
         self.spatial_dims = factory.spatial_dims
-        channels = _positive_int(channels, 'channels')
-        reduction = _positive_int(reduction, 'reduction')
+        channels = positive_int(channels, 'channels')
+        reduction = positive_int(reduction, 'reduction')
         hidden = max(1, channels // reduction) if hidden_channels is None else \
-            _positive_int(hidden_channels, 'hidden_channels')
+            positive_int(hidden_channels, 'hidden_channels')
         self.reduce = factory.conv(channels, hidden, 1)
         self.expand = factory.conv(hidden, channels, 1)
 
@@ -80,7 +75,7 @@ class SpatialSE(nn.Module):
         super().__init__()
         factory = LayerFactory(spatial_dims)
         self.spatial_dims = factory.spatial_dims
-        self.squeeze = factory.conv(_positive_int(channels, 'channels'), 1, 1)
+        self.squeeze = factory.conv(positive_int(channels, 'channels'), 1, 1)
 
     def gate(self, x: Tensor) -> Tensor:
         """Per-position gate ``(N, 1, *spatial)`` in (0, 1)."""
@@ -134,7 +129,7 @@ def eca_kernel_size(channels: int, gamma: float = 2.0, b: float = 1.0) -> int:
         >>> [eca_kernel_size(c) for c in (16, 64, 256, 512)]
         [3, 3, 5, 5]
     """
-    channels = _positive_int(channels, 'channels')
+    channels = positive_int(channels, 'channels')
     if gamma <= 0:
         raise ValueError(f'gamma must be > 0, got {gamma!r}')
     t = int(abs((math.log2(channels) + b) / gamma))
@@ -166,7 +161,7 @@ class ECA(nn.Module):
                  gamma: float = 2.0, b: float = 1.0) -> None:
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
-        self.channels = _positive_int(channels, 'channels')
+        self.channels = positive_int(channels, 'channels')
         if kernel_size is None:
             kernel_size = eca_kernel_size(channels, gamma, b)
         if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densekit.errors import positive_int
 from densekit.layers import ConvNormAct, LayerFactory, fold_conv_bn
 from densekit.registry import MODELS
 
@@ -114,8 +115,7 @@ class DilatedReparamBlock(nn.Module):
         super().__init__()
         factory = LayerFactory(spatial_dims)
         self.spatial_dims = factory.spatial_dims
-        if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
-            raise ValueError(f'channels must be a positive int, got {channels!r}')
+        positive_int(channels, 'channels')
         if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f'kernel_size must be a positive odd int, got {kernel_size!r}')
         if kernel_sizes is None and dilations is None:
@@ -225,8 +225,7 @@ class LargeKernelResBlock(nn.Module):
                  ffn_ratio: int = 2, spatial_dims: int = 2, norm_cfg: Any = None) -> None:
         super().__init__()
         factory = LayerFactory(spatial_dims)
-        if not isinstance(ffn_ratio, int) or ffn_ratio < 1:
-            raise ValueError(f'ffn_ratio must be a positive int, got {ffn_ratio!r}')
+        positive_int(ffn_ratio, 'ffn_ratio')
         self.res_scale = float(res_scale)
         self.mixer = DilatedReparamBlock(spatial_dims, channels, kernel_size, norm_cfg=norm_cfg)
         self.pw1 = factory.conv(channels, channels * ffn_ratio, 1)

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densekit.errors import positive_int
 from densekit.layers import ConvNormAct, check_spatial_dims
 from densekit.registry import MODELS
 
@@ -26,8 +27,7 @@ __all__ = ['space_to_depth', 'depth_to_space', 'SPDConv']
 
 
 def _check_scale(scale: Any) -> int:
-    if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
-        raise ValueError(f'scale must be a positive int, got {scale!r}')
+    positive_int(scale, 'scale')
     return scale
 
 
@@ -121,8 +121,7 @@ class SPDConv(nn.Module):
         super().__init__()
         self.spatial_dims = check_spatial_dims(spatial_dims)
         self.scale = _check_scale(scale)
-        if not isinstance(in_channels, int) or in_channels < 1:
-            raise ValueError(f'in_channels must be a positive int, got {in_channels!r}')
+        positive_int(in_channels, 'in_channels')
         if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f'kernel_size must be a positive odd int, got {kernel_size!r}')
         self.pad = bool(pad)

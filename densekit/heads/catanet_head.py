@@ -11,7 +11,7 @@ from typing import List
 
 from torch import Tensor, nn
 
-from densekit.errors import ArgumentError
+from densekit.errors import ArgumentError, positive_int
 from densekit.heads.reconstruction import check_scale, upsample_image
 from densekit.registry import MODELS
 
@@ -42,8 +42,7 @@ class CATANetHead(nn.Module):
                  negative_slope: float = 0.1, input_skip: str = 'bilinear') -> None:
         super().__init__()
         for name, value in (('in_channels', in_channels), ('out_channels', out_channels)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ArgumentError(f'{name} must be a positive int, got {value!r}')
+            positive_int(value, name)
         self.scale = check_scale(scale)
         if input_skip not in ('bilinear', 'bicubic'):
             raise ArgumentError(f"input_skip must be 'bilinear' or 'bicubic', got {input_skip!r}")

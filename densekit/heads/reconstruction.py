@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densekit.errors import positive_int
 from densekit.layers import LayerFactory
 from densekit.registry import MODELS
 
@@ -26,10 +27,9 @@ _LAYERS = LayerFactory(2)
 
 
 def check_positive(name: str, value: object) -> int:
-    """Return ``value`` if it is a positive int, else raise ``ValueError`` naming ``name``."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f'{name} must be a positive int, got {value!r}')
-    return value
+    """:func:`densekit.errors.positive_int` with the arguments the other way round (kept for
+    callers of the restoration models)."""
+    return positive_int(value, name)
 
 
 def check_scale(scale: object, allowed: Sequence[int] = SR_SCALES, name: str = 'scale') -> int:
@@ -76,7 +76,7 @@ class PixelShuffleUpsampler(nn.Sequential):
     """
 
     def __init__(self, channels: int, scale: int, act: bool = False, groups: int = 1) -> None:
-        check_positive('channels', channels)
+        positive_int(channels, 'channels')
         check_scale(scale)
         steps = [2, 2] if scale == 4 else [scale]
         layers: list = []
@@ -119,8 +119,8 @@ class PixelShuffleHead(nn.Module):
                  input_skip: Optional[str] = None) -> None:
         super().__init__()
         _check_skip(input_skip)
-        check_positive('in_channels', in_channels)
-        check_positive('out_channels', out_channels)
+        positive_int(in_channels, 'in_channels')
+        positive_int(out_channels, 'out_channels')
         self.multi_scale = scales is not None
         self.scales = tuple(check_scale(s, name='scales item') for s in scales) if scales \
             else (check_scale(scale),)
@@ -161,8 +161,8 @@ class DeconvHead(nn.Module):
     def __init__(self, in_channels: int, scale: int = 2, out_channels: int = 1,
                  kernel_size: int = 9, input_skip: Optional[str] = None) -> None:
         super().__init__()
-        check_positive('in_channels', in_channels)
-        check_positive('out_channels', out_channels)
+        positive_int(in_channels, 'in_channels')
+        positive_int(out_channels, 'out_channels')
         self.scale = check_scale(scale)
         if kernel_size % 2 == 0 or kernel_size < 1:
             raise ValueError(f'kernel_size must be a positive odd int, got {kernel_size!r}')
@@ -192,8 +192,8 @@ class ReconstructionHead(nn.Module):
     def __init__(self, in_channels: int, out_channels: int = 3, kernel_size: int = 3,
                  residual: bool = True, bias: bool = False) -> None:
         super().__init__()
-        check_positive('in_channels', in_channels)
-        check_positive('out_channels', out_channels)
+        positive_int(in_channels, 'in_channels')
+        positive_int(out_channels, 'out_channels')
         self.conv = _LAYERS.conv(in_channels, out_channels, kernel_size,
                                  padding=kernel_size // 2, bias=bias)
         self.residual = residual

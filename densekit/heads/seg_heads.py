@@ -19,7 +19,7 @@ from mmengine.registry import DefaultScope
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import Tensor, nn
 
-from densekit.errors import ArgumentError
+from densekit.errors import ArgumentError, positive_int
 from densekit.heads.aspp_head import ASPPHead
 from densekit.heads.dims import SpatialHeadMixin, pixel_shuffle
 from densekit.layers import ConvNormAct, SeparableConvNormAct, resize
@@ -169,8 +169,7 @@ class DUCHead(_MMSegHead):
 
     def __init__(self, upsample_factor: int = 8, num_convs: int = 1, spatial_dims: int = 2,
                  **kwargs: Any) -> None:
-        if not isinstance(upsample_factor, int) or upsample_factor < 1:
-            raise ValueError(f'upsample_factor must be a positive int, got {upsample_factor!r}')
+        positive_int(upsample_factor, 'upsample_factor')
         super().__init__(spatial_dims=spatial_dims, **kwargs)
         self.upsample_factor = upsample_factor
         self.convs = nn.Sequential(*[

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densekit.blocks.shift import Shift8, small_kaiming_init
-from densekit.heads.reconstruction import check_positive, check_scale
+from densekit.errors import positive_int
+from densekit.heads.reconstruction import check_scale
 from densekit.layers import LayerFactory
 from densekit.registry import MODELS
 
@@ -20,7 +21,7 @@ _LAYERS = LayerFactory(2)
 
 def check_shift_channels(channels: int) -> int:
     """``channels`` if it is a positive multiple of 8 (the Shift8 groups), else ``ValueError``."""
-    check_positive('channels', channels)
+    positive_int(channels, 'channels')
     if channels % 8:
         raise ValueError(f'channels must be a multiple of 8 (Shift8 groups), got {channels}')
     return channels
@@ -54,7 +55,7 @@ class ShiftUpsampleHead(nn.Module):
     def __init__(self, in_channels: int = 64, scale: int = 2, out_channels: int = 3) -> None:
         super().__init__()
         check_shift_channels(in_channels)
-        check_positive('out_channels', out_channels)
+        positive_int(out_channels, 'out_channels')
         self.scale = check_scale(scale)
         factors: List[int] = [2, 2] if scale == 4 else [scale]
         self.ups = nn.ModuleList(_UpShift(in_channels, f) for f in factors)

@@ -11,7 +11,7 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from densekit.errors import ArgumentError
+from densekit.errors import ArgumentError, positive_int
 from densekit.heads.reconstruction import upsample_image
 from densekit.registry import MODELS
 
@@ -35,8 +35,7 @@ class PixelShuffleSkipHead(nn.Module):
 
     def __init__(self, scale: int = 2, input_skip: Optional[str] = 'bicubic') -> None:
         super().__init__()
-        if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
-            raise ArgumentError(f'scale must be a positive int, got {scale!r}')
+        positive_int(scale, 'scale')
         if input_skip not in SKIPS:
             raise ArgumentError(f'input_skip must be one of {SKIPS}, got {input_skip!r}')
         self.scale = scale

@@ -31,6 +31,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from densekit.accel import fast_paths, use
 from densekit.accel.conv import conv_forward, is_plain_conv, polyphase_factors
 from densekit.accel.polyphase import batch_to_space, conv_phases, is_channels_last
+from densekit.errors import positive_int
 from densekit.layers.factory import LayerFactory, as_tuple
 from densekit.layers.fold import can_fold, fold_conv_bn, fold_pays
 
@@ -94,8 +95,7 @@ class ConvNormAct(nn.Module):
         self.spatial_dims = layers.spatial_dims
         for name, value in (('in_channels', in_channels), ('out_channels', out_channels),
                             ('groups', groups)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
+            positive_int(value, name)
         if in_channels % groups or out_channels % groups:
             raise ValueError(f'groups={groups} must divide in_channels={in_channels} and '
                              f'out_channels={out_channels}')

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densekit.errors import positive_int
+
 __all__ = ['ChannelLayerNorm']
 
 
@@ -27,8 +29,7 @@ class ChannelLayerNorm(nn.LayerNorm):
     _abbr_ = 'ln'
 
     def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
-        if not isinstance(num_channels, int) or isinstance(num_channels, bool) or num_channels < 1:
-            raise ValueError(f'num_channels must be a positive int, got {num_channels!r}')
+        positive_int(num_channels, 'num_channels')
         super().__init__(num_channels, eps=eps)
 
     def forward(self, x: Tensor) -> Tensor:

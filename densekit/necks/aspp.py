@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from densekit.accel import use
 from densekit.accel.conv import is_plain_conv
 from densekit.accel.taps import axis_segments
+from densekit.errors import positive_int
 from densekit.layers import (
     ConvNormAct,
     LayerFactory,
@@ -159,8 +160,7 @@ class ASPP(PeerCheckpointMixin, BaseModule):
         else:
             self.num_ins, self.in_channels, branch_in = None, in_channels, in_channels
         for name, value in (('in_channels', branch_in), ('channels', channels)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
+            positive_int(value, name)
         if bottleneck_kernel_size not in (1, 3):
             raise ValueError(f'bottleneck_kernel_size must be 1 or 3, got '
                              f'{bottleneck_kernel_size!r}')

@@ -12,6 +12,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from densekit.accel import use
+from densekit.errors import positive_int
 from densekit.layers import (
     ConvNormAct,
     LayerFactory,
@@ -86,8 +87,7 @@ class JPU(PeerCheckpointMixin, BaseModule):
                 isinstance(c, int) and c > 0 for c in in_channels):
             raise ValueError(f'in_channels must be a non-empty tuple of positive ints, got '
                              f'{in_channels!r}')
-        if not isinstance(mid_channels, int) or mid_channels < 1:
-            raise ValueError(f'mid_channels must be a positive int, got {mid_channels!r}')
+        positive_int(mid_channels, 'mid_channels')
         self.in_channels = tuple(in_channels)
         self.mid_channels = mid_channels
         self.num_ins = len(self.in_channels)

@@ -2,14 +2,14 @@
 and (from the benchmark harness, which needs it too) non-trivial norm statistics."""
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
 from benchmarks.harness import randomize_norms_
+from densekit.threads import torch_threads
 
 __all__ = ['randomize_norms_', 'torch_threads', 'assert_close_to_reference', 'float64_copy',
            'REFERENCE_FACTOR', 'REFERENCE_ULPS']
@@ -101,16 +101,4 @@ def assert_close_to_reference(actual: Union[Tensor, Sequence[Tensor]],
 
 
 
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run the block with ``count`` intra-op threads, restoring the previous setting after.
 
-    Tests on tiny tensors use one thread: on a loaded 2-core machine OpenMP hand-offs cost more
-    than the work.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

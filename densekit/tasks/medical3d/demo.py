@@ -19,6 +19,7 @@ from mmengine.config import Config
 from densekit.fileio import atomic_write_bytes
 from densekit.imageio import encode_image
 from densekit.lazy import lazy_module
+from densekit.threads import torch_threads
 
 nib = lazy_module('nibabel')
 
@@ -36,15 +37,12 @@ def stage_medical(work_dir: Path, data_root: Path) -> Dict[str, float]:
     _banner(f'medical: residual 3D U-Net on built-in MR phantoms; time budget '
             f'{_budget_text(budget_s)} training + ~1 min evaluation and inference '
             f'({_device_note()})')
-    threads = torch.get_num_threads()
-    if not gpu and _busy():
+    busy = not gpu and _busy()
+    if busy:
         # OpenMP threads of competing jobs stall each other: one thread trains 4-6x faster
         print('medical: the CPU is busy with other jobs; training single-threaded', flush=True)
-        torch.set_num_threads(1)
-    try:
+    with torch_threads(1 if busy else None):
         return _run(work_dir, data_root, budget_s, gpu)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _busy() -> bool:

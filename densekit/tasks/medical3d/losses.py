@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from densekit.errors import positive_int
 from densekit.registry import MODELS
 
 __all__ = ['DiceCELoss', 'deep_supervision_weights', 'soft_dice']
@@ -26,8 +27,7 @@ def deep_supervision_weights(num_outputs: int) -> List[float]:
         >>> [round(w, 4) for w in deep_supervision_weights(4)]
         [0.5714, 0.2857, 0.1429, 0.0]
     """
-    if not isinstance(num_outputs, int) or num_outputs < 1:
-        raise ValueError(f'num_outputs must be a positive int, got {num_outputs!r}')
+    positive_int(num_outputs, 'num_outputs')
     if num_outputs == 1:
         return [1.0]
     weights = [1.0 / 2 ** i for i in range(num_outputs)]

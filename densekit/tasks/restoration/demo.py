@@ -7,9 +7,8 @@ baseline (bicubic upscaling / the rainy input) and writes side-by-side pictures
 """
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -18,6 +17,7 @@ from mmengine.config import Config
 from densekit.fileio import atomic_write_bytes
 from densekit.imageio import encode_image
 from densekit.packaged import config_root
+from densekit.threads import idle_threads
 
 __all__ = ['stage_sr', 'stage_derain', 'evaluate_photos']
 
@@ -47,20 +47,6 @@ def _prepare(config: str, work_dir: Path, data_root: Path, budget_s: int) -> Con
     cfg.work_dir = str(work_dir)
     cfg.dump(str(work_dir / 'config.py'))
     return cfg
-
-
-@contextlib.contextmanager
-def _idle_threads() -> Iterator[None]:
-    """Use only the idle CPU cores (see ``CpuThreadsHook``) inside the block."""
-    from densekit.tasks.restoration.hooks import idle_cpu_threads
-
-    previous = torch.get_num_threads()
-    if not torch.cuda.is_available():
-        torch.set_num_threads(idle_cpu_threads())
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _write_png(image: np.ndarray, path: Path) -> None:
@@ -122,7 +108,7 @@ def stage_sr(work_dir: Path, data_root: Path) -> Dict[str, float]:
     model, data_list, iters = _train(SR_CONFIG, work_dir, data_root, 'sr',
                                      'EDSR x2 (8 blocks, 32 channels)')
     print(f'sr: {iters} iterations; restoring {len(data_list)} held-out photos', flush=True)
-    with _idle_threads():
+    with idle_threads():
         scores = evaluate_photos(model, data_list, 2, work_dir / 'pictures')
     print(f'sr: PSNR-Y {scores["out"]:.2f} dB vs bicubic {scores["base"]:.2f} dB '
           f'({scores["out"] - scores["base"]:+.2f} dB); pictures in {work_dir / "pictures"}')
@@ -136,7 +122,7 @@ def stage_derain(work_dir: Path, data_root: Path) -> Dict[str, float]:
     model, data_list, iters = _train(DERAIN_CONFIG, work_dir, data_root, 'derain',
                                      'residual U-Net deraining')
     print(f'derain: {iters} iterations; deraining {len(data_list)} held-out photos', flush=True)
-    with _idle_threads():
+    with idle_threads():
         scores = evaluate_photos(model, data_list, 1, work_dir / 'pictures')
     print(f'derain: PSNR {scores["out"]:.2f} dB vs rainy input {scores["base"]:.2f} dB '
           f'({scores["out"] - scores["base"]:+.2f} dB); pictures in {work_dir / "pictures"}')

@@ -10,14 +10,15 @@
 """
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 from typing import Any, List, Optional, Union
 
 from mmengine.hooks import Hook
 
 from densekit.clock import Rank0Clock
 from densekit.registry import HOOKS
+from densekit.threads import idle_cpu_threads, torch_threads
 
 __all__ = ['TimeCosineLRHook', 'CpuThreadsHook', 'idle_cpu_threads']
 
@@ -90,16 +91,6 @@ class TimeCosineLRHook(Hook):
             runner.val_loop.run()
 
 
-def idle_cpu_threads() -> int:
-    """Cores not busy with other work: ``cpu_count - round(1-minute load)``, at least 1."""
-    cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # not available on this platform
-        return cores
-    return max(1, min(cores, cores - int(load + 0.5)))
-
-
 @HOOKS.register_module()
 class CpuThreadsHook(Hook):
     """Set ``torch.set_num_threads`` for training on the CPU; restore it when the run ends.
@@ -114,7 +105,7 @@ class CpuThreadsHook(Hook):
         if threads != 'auto' and (not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive int or 'auto', got {threads!r}")
         self.threads = threads
-        self._previous: Optional[int] = None
+        self._threads: Optional[contextlib.ExitStack] = None
 
     def before_train(self, runner: Any) -> None:  # noqa: D102
         import torch
@@ -122,14 +113,12 @@ class CpuThreadsHook(Hook):
 
         if torch.cuda.is_available():
             return
-        self._previous = torch.get_num_threads()
         count = idle_cpu_threads() if self.threads == 'auto' else int(self.threads)
-        torch.set_num_threads(count)
+        self._threads = contextlib.ExitStack()
+        self._threads.enter_context(torch_threads(count))
         print_log(f'training on {count} CPU thread(s)', logger='current')
 
     def after_run(self, runner: Any) -> None:  # noqa: D102 (after the final validation too)
-        import torch
-
-        if self._previous is not None:
-            torch.set_num_threads(self._previous)
-            self._previous = None
+        if self._threads is not None:
+            self._threads.close()
+            self._threads = None

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from densekit.errors import positive_int
+
 __all__ = ['cubic', 'resize_weights', 'imresize', 'imresize_tensor', 'upscale_integer']
 
 
@@ -57,8 +59,7 @@ def resize_weights(in_len: int, out_len: int, scale: float, antialias: bool = Tr
         (torch.Size([4, 8]), [2, 1, 0, 0, 1, 2, 3, 4])
     """
     for name, value in (('in_len', in_len), ('out_len', out_len)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f'{name} must be a positive int, got {value!r}')
+        positive_int(value, name)
     if not scale > 0:
         raise ValueError(f'scale must be > 0, got {scale!r}')
     shrink = scale < 1 and antialias
@@ -172,8 +173,7 @@ def upscale_integer(x: Tensor, scale: int) -> Tensor:
     interleave. Nothing depends on the input size, so a traced or ONNX-exported graph keeps
     dynamic sizes. Needs ``H, W >= 2``.
     """
-    if not isinstance(scale, int) or scale < 1:
-        raise ValueError(f'scale must be a positive int, got {scale!r}')
+    positive_int(scale, 'scale')
     if scale == 1:
         return x
     kernels = _phase_kernels(scale, torch.float64)

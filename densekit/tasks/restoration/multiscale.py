@@ -28,7 +28,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.dist import get_dist_info, sync_random_seed
 from torch.utils.data import Sampler
 
-from densekit.errors import ArgumentError
+from densekit.errors import ArgumentError, positive_int
 from densekit.registry import DATA_SAMPLERS, DATASETS
 from densekit.tasks.restoration.dataset import _size, list_images
 
@@ -207,8 +207,7 @@ class MixedScaleBatchSampler(Sampler):
     def __init__(self, sampler: Sampler, batch_size: int, scale_weights: Optional[Weights] = None,
                  schedule: str = 'shuffle', drop_last: bool = False,
                  infinite: Optional[bool] = None) -> None:
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ArgumentError(f'batch_size must be a positive int, got {batch_size!r}')
+        positive_int(batch_size, 'batch_size')
         if schedule not in self.SCHEDULES:
             raise ArgumentError(f'schedule must be one of {self.SCHEDULES}, got {schedule!r}')
         dataset = getattr(sampler, 'dataset', None)

@@ -24,6 +24,7 @@ from mmengine.model import BaseModel
 from mmengine.structures import BaseDataElement
 from torch import Tensor
 
+from densekit.errors import positive_int
 from densekit.registry import MODELS
 from densekit.tasks.restoration.color import rgb2ycbcr, ycbcr2rgb
 from densekit.tasks.restoration.imresize import imresize_tensor
@@ -67,8 +68,7 @@ class Restorer(BaseModel):
         self.head = MODELS.build(head)
         self.pixel_loss = MODELS.build(pixel_loss or dict(type='densekit.CharbonnierLoss'))
         divisor = size_divisor or getattr(self.backbone, 'size_divisor', 1)
-        if not isinstance(divisor, int) or divisor < 1:
-            raise ValueError(f'size_divisor must be a positive int, got {divisor!r}')
+        positive_int(divisor, 'size_divisor')
         self.size_divisor = divisor
 
     def _network(self, x: Tensor, scale: int) -> Tensor:

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from mmengine.hooks import Hook
 
+from densekit.errors import positive_int
 from densekit.registry import HOOKS
 
 __all__ = ['side_by_side', 'to_uint8', 'RestorationVisualizationHook']
@@ -61,8 +62,7 @@ class RestorationVisualizationHook(Hook):
     priority = 'NORMAL'
 
     def __init__(self, draw: bool = False, interval: int = 1) -> None:
-        if not isinstance(interval, int) or interval < 1:
-            raise ValueError(f'interval must be a positive int, got {interval!r}')
+        positive_int(interval, 'interval')
         self.draw, self.interval = draw, interval
 
     def _draw(self, runner: Any, batch_idx: int, data_batch: Optional[dict],
