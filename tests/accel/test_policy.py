@@ -21,11 +21,11 @@ import densekit.accel.policy as policy
 import densekit.accel.volumetric as volumetric
 import densekit.backbones.fasternet as fasternet_mod
 import densekit.backbones.inceptionnext as inceptionnext_mod
+import densekit.blocks.residual as blocks_mod
 import densekit.layers.conv_norm_act as cna
 import densekit.necks.aspp as aspp_mod
 import densekit.necks.fpn as fpn_mod
 import densekit.necks.jpu as jpu_mod
-import densekit.blocks.residual as blocks_mod
 from densekit.accel import (
     PATHS,
     fast_paths,
