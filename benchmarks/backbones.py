@@ -37,9 +37,9 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.harness import Row, peak_memory_mb, suite, time_pair
+from densekit.analysis.flops import call_flops
 
 __all__ = ['backbones_suite', 'count_gflops', 'BACKBONES']
 
@@ -92,9 +92,9 @@ def _randomize_bn(model: nn.Module) -> None:
 
 def count_gflops(model: nn.Module, x: torch.Tensor) -> float:
     """Forward GFLOPs per image, one multiply-add = one FLOP (as the papers report)."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x)
-    return counter.get_total_flops() / 2 / x.shape[0] / 1e9
+    with torch.no_grad():
+        flops = call_flops(lambda: model(x))
+    return flops / 2 / x.shape[0] / 1e9
 
 
 def _params(model: nn.Module) -> int:

@@ -24,9 +24,9 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.harness import Row, measure_pair, randomize_norms_, resolve_device, suite
+from densekit.analysis.flops import call_flops
 
 __all__ = ['necks_suite', 'matmul_gflops']
 
@@ -183,12 +183,6 @@ def _train_step(model: nn.Module, inputs: List[Tensor]) -> Callable[[], object]:
     return run
 
 
-def _flops(fn: Callable[[], object]) -> float:
-    with FlopCounterMode(display=False) as counter:
-        fn()
-    return float(counter.get_total_flops())
-
-
 @suite('necks')
 def necks_suite(repeats: int = 5, quick: bool = False, only: Optional[str] = None) -> List[Row]:
     """FPN, JPU and ASPPHead vs their peers: inference and training step, time / memory /
@@ -205,7 +199,7 @@ def necks_suite(repeats: int = 5, quick: bool = False, only: Optional[str] = Non
         case.peer.eval()
         # the peer's forward work, counted once; a training step is ~3x (forward, grad of the
         # input, grad of the weights)
-        forward_flops = _flops(_inference(case.peer, case.inputs))
+        forward_flops = float(call_flops(_inference(case.peer, case.inputs)))
         for mode in modes:
             train = mode != 'inference'
             case.ours.train(train)

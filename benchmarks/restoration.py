@@ -34,9 +34,9 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.harness import Row, peak_memory_mb, suite, time_pair
+from densekit.analysis.flops import call_flops
 
 __all__ = ['MODELS_TO_BENCH', 'bench_restoration', 'matmul_gflops', 'file_peak_rss',
            'lut_vs_fsrcnn']
@@ -83,12 +83,6 @@ def _build(config: str) -> torch.nn.Module:
     return MODELS.build(cfg.model).to(_device()).eval()
 
 
-def _flops(model: torch.nn.Module, x: torch.Tensor) -> float:
-    with FlopCounterMode(display=False) as counter:
-        model.restore(x)
-    return float(counter.get_total_flops())
-
-
 def _restore_tiled(model: torch.nn.Module, image: torch.Tensor, tile: int, overlap: int) -> None:
     from densekit.tasks.restoration.tiling import tiled_restore
 
@@ -100,7 +94,7 @@ def _restore_tiled(model: torch.nn.Module, image: torch.Tensor, tile: int, overl
 def _model_row(name: str, model: torch.nn.Module, size: int, peak: float, repeats: int,
                tiling: Optional[Tuple[int, int, int, int]]) -> Row:
     x = torch.rand(1, 3, size, size, device=_device())
-    gflop = _flops(model, x) / 1e9
+    gflop = call_flops(lambda: model.restore(x)) / 1e9
     seconds, _ = time_pair(lambda: model.restore(x), None, repeats=repeats)
     memory = peak_memory_mb(lambda: model.restore(x))
     out_mp = (size * model.scale) ** 2 / 1e6

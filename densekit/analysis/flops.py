@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-__all__ = ['FlopsReport', 'count_flops', 'default_shape', 'model_input', 'format_report']
+__all__ = ['FlopsReport', 'count_flops', 'call_flops', 'default_shape', 'model_input',
+           'format_report']
 
 IMAGE_TASKS = ('seg', 'det', 'sr', 'derain')
 
@@ -105,6 +106,21 @@ def _param_counts(model: nn.Module) -> Dict[str, int]:
     from mmengine.analysis import parameter_count
 
     return dict(parameter_count(model))
+
+
+def call_flops(fn: Callable[[], object]) -> int:
+    """FLOPs torch counts while ``fn()`` runs (``torch.utils.flop_counter``: a multiply-add is two
+    FLOPs, backward included when ``fn`` runs it). The one op-level counter the benchmarks use.
+
+    Example:
+        >>> call_flops(lambda: torch.ones(4, 8) @ torch.ones(8, 2))
+        128
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
 
 
 def _hook_flops(model: nn.Module, x: torch.Tensor) -> Dict[str, int]:

@@ -18,30 +18,10 @@ from torch import Tensor, nn
 
 from densekit.backbones.base import ArchSpec, PyramidBackbone
 from densekit.layers import ChannelLayerNorm, LayerFactory, as_tuple, check_spatial_dims
+from densekit.layers.norm import GlobalResponseNorm
 from densekit.registry import MODELS
 
 __all__ = ['ConvNeXt', 'ConvNeXtBlock', 'GlobalResponseNorm']
-
-
-class GlobalResponseNorm(nn.Module):
-    """ConvNeXt V2's GRN on a channels-last ``(N, *spatial, C)`` tensor.
-
-    ``x + gamma * (x * n) + beta`` where ``n`` is each channel's spatial L2 norm divided by the
-    mean of those norms over the channels; ``gamma`` and ``beta`` start at zero (identity).
-    """
-
-    def __init__(self, channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.gamma = nn.Parameter(torch.zeros(channels))
-        self.beta = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(N, *spatial, C)`` -> same shape."""
-        spatial = tuple(range(1, x.dim() - 1))
-        norms = torch.linalg.vector_norm(x, dim=spatial, keepdim=True)
-        scale = norms / (norms.mean(dim=-1, keepdim=True) + self.eps)
-        return x + self.gamma * (x * scale) + self.beta
 
 
 class ConvNeXtBlock(nn.Module):

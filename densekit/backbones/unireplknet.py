@@ -50,6 +50,7 @@ from densekit.backbones.base import PyramidBackbone
 from densekit.blocks.recalibration import ChannelSE
 from densekit.blocks.reparam import DilatedReparamBlock
 from densekit.layers import ChannelLayerNorm, ConvNormAct, LayerFactory, fuse_conv_bn
+from densekit.layers.norm import GlobalResponseNorm
 from densekit.registry import MODELS
 
 __all__ = ['UniRepLKNet', 'UniRepLKNetBlock', 'GRN']
@@ -60,26 +61,10 @@ _KERNELS_T = ((3,) * 3, (13,) * 3, (13, 3) * 9, (13,) * 3)
 _KERNELS_SB = ((3,) * 3, (13,) * 3, (13, 3, 3) * 9, (13,) * 3)
 
 
-class GRN(nn.Module):
-    """Global response normalisation (ConvNeXt V2) for NCHW / NCDHW; identity at init.
-
-    ``x + gamma * x * n + beta`` with ``n = ||x||_spatial / mean_c ||x||_spatial``.
-    """
-
-    per_sample_eval = True  # eval forward: samples independent, no state (batching.py)
-
-    def __init__(self, spatial_dims: int, channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        shape = (1, channels) + (1,) * spatial_dims
-        self.gamma = nn.Parameter(torch.zeros(shape))
-        self.beta = nn.Parameter(torch.zeros(shape))
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(N, C, *spatial)`` -> same shape."""
-        gx = torch.linalg.vector_norm(x, dim=tuple(range(2, x.dim())), keepdim=True)
-        nx = gx / (gx.mean(dim=1, keepdim=True) + self.eps)
-        return x + self.gamma * (x * nx) + self.beta
+def GRN(spatial_dims: int, channels: int, eps: float = 1e-6) -> GlobalResponseNorm:  # noqa: N802
+    """The channels-first :class:`~densekit.layers.norm.GlobalResponseNorm` (the old name and
+    argument order of this module)."""
+    return GlobalResponseNorm(channels, eps, spatial_dims=spatial_dims)
 
 
 class UniRepLKNetBlock(nn.Module):
@@ -116,7 +101,8 @@ class UniRepLKNetBlock(nn.Module):
         hidden = dim * ffn_ratio
         self.pwconv1 = factory.conv(dim, hidden, 1)
         self.act = nn.GELU()
-        self.grn = GRN(spatial_dims, hidden) if use_grn else nn.Identity()
+        self.grn = (GlobalResponseNorm(hidden, spatial_dims=spatial_dims) if use_grn
+                    else nn.Identity())
         self.pwconv2 = ConvNormAct(spatial_dims, hidden, dim, 1, norm_cfg=bn, act_cfg=None)
         self.gamma = nn.Parameter(torch.full((dim,), float(layer_scale))) \
             if layer_scale is not None else None

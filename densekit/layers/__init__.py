@@ -34,11 +34,12 @@ from densekit.layers.factory import (
     resize,
 )
 from densekit.layers.fold import can_fold, fold_conv_bn, fuse_conv_bn, set_fast_eval
-from densekit.layers.norm import ChannelLayerNorm
+from densekit.layers.norm import ChannelLayerNorm, GlobalResponseNorm
 from densekit.layers.pooling import adaptive_max_pool, size_tensor
 from densekit.layers.spec import LayerSpec, normalize_spec
 
 __all__ = [
+    'GlobalResponseNorm',
     'SPATIAL_DIMS', 'LayerFactory', 'as_tuple', 'check_features', 'check_spatial_dims',
     'interp_mode', 'resize', 'LayerSpec', 'normalize_spec', 'ConvNormAct',
     'SeparableConvNormAct', 'conv_forward', 'fuse_model', 'can_fold',

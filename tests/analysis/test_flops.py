@@ -115,3 +115,18 @@ def test_flops_command_and_bad_shape(tmp_path: Path) -> None:
     code, _, err = run_cli(['flops', config, '--shape', '16', '16'])
     assert code == 2
     assert "shape=[16, 16] does not fit a 'medical' model: expected 3" in err
+
+
+def test_call_flops_counts_two_per_multiply_add_forward_and_backward():
+    import torch
+    from torch import nn
+
+    from densekit.analysis.flops import call_flops
+
+    conv = nn.Conv2d(3, 5, 3, padding=1, bias=False)
+    x = torch.randn(2, 3, 9, 11)
+    macs = 2 * 5 * 9 * 11 * 3 * 3 * 3  # outputs x (in channels x kernel)
+    with torch.no_grad():
+        assert call_flops(lambda: conv(x)) == 2 * macs
+    # backward of a conv whose input needs no grad: the weight gradient, one more conv's worth
+    assert call_flops(lambda: conv(x).sum().backward()) == 4 * macs

@@ -254,3 +254,31 @@ def test_depthwise_block_paths_agree(dilation, layout):
     grad = torch.randn_like(ref)
     torch.testing.assert_close(torch.autograd.grad(out, xg, grad)[0],
                                torch.autograd.grad(ref, xr, grad)[0], atol=1e-4, rtol=1e-5)
+
+
+def test_global_response_norm_one_class_for_both_layouts():
+    """The ConvNeXt (channels-last) and UniRepLKNet (channels-first) GRNs are one class: both
+    layouts give the float64 definition, and each other's result after a transpose."""
+    from densekit.backbones.convnext import GlobalResponseNorm as ConvNeXtGRN
+    from densekit.backbones.unireplknet import GRN
+    from densekit.layers import GlobalResponseNorm
+
+    assert ConvNeXtGRN is GlobalResponseNorm
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 6, 5, 7, 3, generator=gen, dtype=torch.float64)  # (N, C, *spatial)
+    first = GRN(3, 6).double()
+    last = GlobalResponseNorm(6).double()
+    assert first.gamma.shape == (1, 6, 1, 1, 1) and last.gamma.shape == (6,)
+    with torch.no_grad():
+        for grn in (first, last):
+            grn.gamma.copy_(torch.randn(grn.gamma.shape, generator=gen))
+            grn.beta.copy_(torch.randn(grn.beta.shape, generator=gen))
+        last.gamma.copy_(first.gamma.flatten())
+        last.beta.copy_(first.beta.flatten())
+        norms = x.square().sum(dim=(2, 3, 4), keepdim=True).sqrt()
+        ref = x + first.gamma * (x * norms / (norms.mean(dim=1, keepdim=True) + 1e-6)) + first.beta
+        torch.testing.assert_close(first(x), ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(last(x.movedim(1, -1)).movedim(-1, 1), ref, rtol=1e-12,
+                                   atol=1e-12)
+    with pytest.raises(ValueError, match='channels must be a positive int'):
+        GlobalResponseNorm(0)
