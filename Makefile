@@ -21,7 +21,7 @@ test: $(STAMP)
 # every kernel family, not only for the CPU the suite was written on.
 NUMERIC_TESTS := tests/layers/test_layers.py tests/necks/test_aspp.py tests/necks/test_jpu.py \
 	tests/necks/test_fpn.py tests/necks/test_3d.py tests/heads/test_seg_heads.py tests/accel/test_policy.py \
-	tests/test_registry_walk.py tests/tasks/medical3d/test_sliding_window.py
+	tests/test_registry_walk.py tests/windowed/test_engine.py tests/windowed/test_layouts.py
 
 test-avx2: $(STAMP)
 	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 $(PY) -m pytest -q $(NUMERIC_TESTS)

@@ -98,7 +98,7 @@ def _build(path: str, folder: str) -> tuple:
 
 def _case(path: str, threads: int, repeats: int, folder: str) -> Row:
     from densekit.export import onnx_session
-    from densekit.tasks.medical3d.sliding_window import sliding_window_inference
+    from densekit.windowed.engine import sliding_window_inference
 
     cfg, model, graph, task, onnx_path = _build(path, folder)
     name = f'{osp.basename(path)[:-3]} ({threads}t)'

@@ -95,7 +95,7 @@ def bench_medical3d(repeats: int = 5, quick: bool = False) -> List[Row]:
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise RuntimeError('the medical3d benchmark compares against MONAI: '
                            'pip install -e .[test]') from err
-    from densekit.tasks.medical3d.sliding_window import (
+    from densekit.windowed.engine import (
         sliding_window_inference,
         sliding_window_labels,
     )

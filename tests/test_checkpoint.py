@@ -88,6 +88,7 @@ def _final_state(work_dir: Path) -> dict:
     return safe_load(str(work_dir / 'iter_40.pth'))['state_dict']
 
 
+@pytest.mark.slow  # about a minute: two training runs and a killed process
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path: Path, shapes_root: Path) -> None:
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
     straight = tmp_path / 'straight'

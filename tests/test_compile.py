@@ -96,7 +96,9 @@ def _run(model: Callable, x: torch.Tensor) -> List[torch.Tensor]:
     return [o.detach() for o in outs] + [x.grad]
 
 
-@pytest.mark.parametrize('family', sorted(FAMILIES))
+# derain (a small DRSformer) compiles for 30 s on 2 cores: it runs with `make test-all`
+@pytest.mark.parametrize('family', [
+    pytest.param(f, marks=pytest.mark.slow) if f == 'derain' else f for f in sorted(FAMILIES)])
 def test_model_compiles_and_matches_eager(family):
     torch._dynamo.reset()
     build, shape = FAMILIES[family]

@@ -169,6 +169,7 @@ def _check_page(page: Path, tmp_path: Path, expected: tuple) -> str:
     return dom
 
 
+@pytest.mark.slow  # runs two demo stages (25 s)
 def test_report_of_seg_and_sr_stages_marks_the_others_missing(tmp_path: Path) -> None:
     from densekit.analysis.report import write_report
 

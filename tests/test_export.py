@@ -27,7 +27,7 @@ from densekit.cli import main
 from densekit.errors import ArgumentError, MissingExtra
 from densekit.export import ExportRefused, export_graph, export_onnx, require_deploy
 from densekit.inference import build_model
-from densekit.tasks.medical3d.sliding_window import sliding_window_inference
+from densekit.windowed.engine import sliding_window_inference
 from tests.conftest import DET_CONFIG, REPO, SEG_CONFIG
 from tests.test_inference_safety import MED_CONFIG, _save_model
 

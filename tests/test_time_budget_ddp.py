@@ -36,6 +36,7 @@ def _run_killing_group(args: list[str], env: dict, timeout: float) -> subprocess
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
 
 
+@pytest.mark.slow  # two DDP processes training (25 s)
 def test_time_budget_ranks_stop_together_with_identical_weights(tmp_path: Path,
                                                                 shapes_root: Path) -> None:
     config = tmp_path / 'budget_ddp.py'

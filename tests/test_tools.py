@@ -117,6 +117,7 @@ def test_dist_train_two_cpu_processes(tmp_path: Path, shapes_root: Path) -> None
     load_checkpoint(model, str(tmp_path / 'iter_4.pth'))
 
 
+@pytest.mark.slow  # DDP segmentation stays in the default run; detection adds 20 s
 def test_dist_train_two_cpu_processes_detection(tmp_path: Path) -> None:
     """A detector under DDP (2 gloo processes): trains, rank 0 evaluates with CocoMetric."""
     from densekit.tasks.detection import generate_detection_dataset

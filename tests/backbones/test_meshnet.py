@@ -12,9 +12,9 @@ from densekit.accel import fast_paths
 from densekit.backbones.meshnet import PAPER_DILATIONS, MeshNet
 from densekit.errors import ArgumentError
 from densekit.registry import MODELS
-from densekit.tasks.medical3d.batching import independent_samples
-from densekit.tasks.medical3d.sliding_window import sliding_window_inference
-from densekit.tasks.medical3d.windows import window_starts
+from densekit.windowed.batching import independent_samples
+from densekit.windowed.engine import sliding_window_inference
+from densekit.windowed.grid import window_starts
 from tests.helpers.numerics import assert_close_to_reference, float64_copy, randomize_norms_
 
 

@@ -164,7 +164,7 @@ def test_training_step_in_the_segmentor():
 def test_eval_forward_treats_samples_independently():
     """The per_sample_eval declarations hold: a batch gives each sample's own result, so sliding
     windows may be micro-batched (batching.independent_samples)."""
-    from densekit.tasks.medical3d.batching import independent_samples
+    from densekit.windowed.batching import independent_samples
 
     torch.manual_seed(0)
     encoder = RevUNetEncoder(1, widths=[4, 8, 16], depths=[1, 1, 1]).eval()

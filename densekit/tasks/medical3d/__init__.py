@@ -27,7 +27,6 @@ from densekit.tasks.medical3d.reversible import (
     RevUNetEncoder,
 )
 from densekit.tasks.medical3d.segmentor import MedicalDataPreprocessor, MedicalSegmentor
-from densekit.tasks.medical3d.sliding_window import sliding_window_inference, sliding_window_labels
 from densekit.tasks.medical3d.transforms import (
     PackMedicalInputs,
     RandomAffine3D,
@@ -38,7 +37,8 @@ from densekit.tasks.medical3d.transforms import (
     RandomRotate90,
 )
 from densekit.tasks.medical3d.unet import ARCH_SETTINGS, ResUNetEncoder, UNetDecoderHead
-from densekit.tasks.medical3d.windows import importance_map
+from densekit.windowed.engine import sliding_window_inference, sliding_window_labels
+from densekit.windowed.grid import importance_map
 
 __all__ = [
     'ResBlock', 'UpConcat', 'ResUNetEncoder', 'UNetDecoderHead', 'ARCH_SETTINGS',

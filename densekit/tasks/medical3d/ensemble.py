@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from densekit.tasks.medical3d.segmentor import one_volume
-from densekit.tasks.medical3d.sliding_window import (
+from densekit.windowed.engine import (
     sliding_window_inference,
     sliding_window_labels,
 )

@@ -3,7 +3,7 @@
 Training takes patch batches ``(N, C, D, H, W)`` and returns Dice + CE losses (deep
 supervision). Prediction segments each whole volume with sliding windows (Gaussian weights,
 configurable overlap and window batch, optional mirror TTA) slab by slab
-(:func:`~densekit.tasks.medical3d.sliding_window.sliding_window_labels`).
+(:func:`~densekit.windowed.engine.sliding_window_labels`).
 
 Data samples are ``mmengine.structures.BaseDataElement`` with a ``gt_seg`` ``(D, H, W)`` tensor
 and metainfo (``case_id``, ``spacing``, ...); prediction adds ``pred_seg``.
@@ -20,7 +20,7 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 from densekit.registry import MODELS
-from densekit.tasks.medical3d.sliding_window import (
+from densekit.windowed.engine import (
     sliding_window_inference,
     sliding_window_labels,
 )

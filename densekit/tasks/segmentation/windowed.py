@@ -2,9 +2,9 @@
 
 mmseg's ``slide`` mode keeps the class scores of the whole image (``classes x H x W`` floats:
 1.8 GB for 7 classes on an 8000x8000 image, 13 GB for 50) and a float copy of the image.
-:func:`segment_windows` runs the same network window by window through densekit's sliding
-window engine (:func:`~densekit.tasks.medical3d.sliding_window.sliding_window_labels`, the
-engine medical volumes use, here in 2D): the decoded uint8 image stays as it is, each window
+:func:`segment_windows` runs the same network window by window through densekit's windowed
+engine (:func:`~densekit.windowed.engine.sliding_window_labels`, the engine that medical
+volumes and tiled restoration use, here in 2D): the decoded uint8 image stays as it is, each window
 is converted and normalised on its own, windows are blended with Gaussian (or constant)
 weights and reduced to labels one slab of rows at a time. Memory is the image, its labels
 and one slab of ``classes x window_height x W`` scores, whatever the image area.
@@ -55,7 +55,7 @@ def segment_windows(model: Any, image: np.ndarray, window: Union[int, Sequence[i
         sw_batch_size: Windows per forward pass.
         progress: Show a progress bar over windows.
         margin: Pixels at each window's inner borders that get no weight (see
-            :func:`~densekit.tasks.medical3d.sliding_window.sliding_window_labels`): with a
+            :func:`~densekit.windowed.engine.sliding_window_labels`): with a
             margin of the network's receptive-field radius the labels are the whole-image
             labels.
 
@@ -84,7 +84,7 @@ def segment_windows(model: Any, image: np.ndarray, window: Union[int, Sequence[i
         metas = [dict(img_shape=shape, pad_shape=shape, ori_shape=shape)] * x.shape[0]
         return model.encode_decode(x, metas)
 
-    from densekit.tasks.medical3d.sliding_window import sliding_window_labels
+    from densekit.windowed.engine import sliding_window_labels
 
     with torch.inference_mode():
         labels = sliding_window_labels(pixels, size, sw_batch_size, predictor, overlap=overlap,

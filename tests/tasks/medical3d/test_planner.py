@@ -329,7 +329,7 @@ def test_plan_train_folds_and_ensemble(tmp_path, monkeypatch):
     from densekit.tasks.medical3d.ensemble import predict_ensemble
     from densekit.tasks.medical3d.nifti import read_case
     from densekit.tasks.medical3d.preprocess import Preprocessor
-    from densekit.tasks.medical3d.sliding_window import sliding_window_inference
+    from densekit.windowed.engine import sliding_window_inference
 
     monkeypatch.chdir(tmp_path)
     data = generate_phantoms(tmp_path / 'ph', num_train=6, num_val=0, num_test=1,

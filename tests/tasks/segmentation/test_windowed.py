@@ -14,11 +14,11 @@ from skimage import data as photos
 import densekit
 from densekit.errors import ArgumentError
 from densekit.inference import InferOptions, infer
-from densekit.tasks.medical3d.sliding_window import (
+from densekit.tasks.segmentation.windowed import segment_windows
+from densekit.windowed.engine import (
     sliding_window_inference,
     sliding_window_labels,
 )
-from densekit.tasks.segmentation.windowed import segment_windows
 from tests.conftest import SEG_CONFIG
 from tests.test_inference_safety import _save_model
 

@@ -15,7 +15,7 @@ from densekit.tasks.medical3d import (
     sliding_window_inference,
     sliding_window_labels,
 )
-from densekit.tasks.medical3d.windows import window_starts
+from densekit.windowed.grid import window_starts
 
 monai_inferers = pytest.importorskip('monai.inferers')
 warnings.filterwarnings('ignore', category=UserWarning)
@@ -180,7 +180,7 @@ def test_grad_flows_when_the_input_requires_grad():
 
 
 def test_call_planner_measures_then_keeps_the_faster_call_pattern():
-    from densekit.tasks.medical3d.batching import CallPlanner
+    from densekit.windowed.batching import CallPlanner
 
     planner = CallPlanner(4, None, adaptive=True)
     steps = []

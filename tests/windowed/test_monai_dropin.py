@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from densekit.tasks.medical3d import sliding_window_inference
-from densekit.tasks.medical3d.batching import independent_samples
+from densekit.windowed.batching import independent_samples
 
 monai_inferers = pytest.importorskip('monai.inferers')
 monai_data = pytest.importorskip('monai.data')
@@ -298,7 +298,7 @@ def test_every_medical_config_is_split_automatically():
 
     from densekit.registry import MODELS
     init_default_scope('densekit')
-    configs = sorted((Path(__file__).parents[3] / 'configs' / 'medical3d').glob('*.py'))
+    configs = sorted((Path(__file__).parents[2] / 'configs' / 'medical3d').glob('*.py'))
     assert configs
     for path in configs:
         model = MODELS.build(Config.fromfile(str(path)).model).eval()
