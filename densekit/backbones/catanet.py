@@ -39,8 +39,10 @@ from torch import Tensor, nn
 
 from densekit.backbones.contract import FullResolutionBody
 from densekit.errors import ArgumentError, positive_int
-from densekit.layers import size_tensor
+from densekit.layers import LayerFactory, size_tensor
 from densekit.registry import MODELS
+
+_LAYERS = LayerFactory(2)
 
 __all__ = ['CATANetBody', 'TokenAggregationBlock', 'LocalRegionSelfAttention', 'ConvFFN',
            'sort_tokens', 'restore_order', 'mirror_index', 'patch_starts', 'patch_layout']
@@ -137,8 +139,8 @@ class ConvFFN(nn.Module):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.act = nn.GELU()
-        self.dwconv = nn.Conv2d(hidden_dim, hidden_dim, kernel_size, padding=kernel_size // 2,
-                                groups=hidden_dim)
+        self.dwconv = _LAYERS.conv(hidden_dim, hidden_dim, kernel_size,
+                                   padding=kernel_size // 2, groups=hidden_dim)
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: Tensor, size: Tuple[int, int]) -> Tensor:  # noqa: D102
@@ -200,7 +202,7 @@ class TokenAggregationBlock(nn.Module):
         self.centre_k = nn.Linear(dim, qk_dim, bias=False)  # IRCA keys / values of the centres
         self.centre_v = nn.Linear(dim, dim, bias=False)
         self.proj = nn.Linear(dim, dim, bias=False)
-        self.conv = nn.Conv2d(dim, dim, 1, bias=False)
+        self.conv = _LAYERS.conv(dim, dim, 1, bias=False)
         self.ffn_norm = nn.LayerNorm(dim)
         self.ffn = ConvFFN(dim, hidden_dim)
         self.register_buffer('centres', torch.zeros(num_centres, dim))
@@ -340,7 +342,7 @@ class _ResidualGroup(nn.Module):
         self.tab = TokenAggregationBlock(dim, qk_dim, num_heads, hidden_dim, num_centres,
                                          group_size, num_iters, ema_decay)
         self.lrsa = LocalRegionSelfAttention(dim, qk_dim, num_heads, hidden_dim, patch_size)
-        self.conv = nn.Conv2d(dim, dim, 3, padding=1)
+        self.conv = _LAYERS.conv(dim, dim, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
         return x + self.conv(self.lrsa(self.tab(x)))
@@ -397,7 +399,7 @@ class CATANetBody(FullResolutionBody, nn.Module):
             raise ArgumentError(f'num_centres, group_sizes and patch_sizes need one entry per '
                                 f'residual group, got lengths {len(centres)}, {len(sizes)}, '
                                 f'{len(patches)}')
-        self.conv_first = nn.Conv2d(in_channels, positive_int(dim, 'dim'), 3, padding=1)
+        self.conv_first = _LAYERS.conv(in_channels, positive_int(dim, 'dim'), 3, padding=1)
         self.groups = nn.Sequential(*[
             _ResidualGroup(dim, qk_dim, num_heads, hidden_dim, m, gs, ps, num_iters, ema_decay)
             for m, gs, ps in zip(centres, sizes, patches)])

@@ -13,7 +13,10 @@ from torch import Tensor, nn
 
 from densekit.errors import ArgumentError, positive_int
 from densekit.heads.reconstruction import check_scale, upsample_image
+from densekit.layers import LayerFactory
 from densekit.registry import MODELS
+
+_LAYERS = LayerFactory(2)
 
 __all__ = ['CATANetHead']
 
@@ -52,10 +55,10 @@ class CATANetHead(nn.Module):
         factors: List[int] = [2, 2] if scale == 4 else [scale]
         layers: List[nn.Module] = []
         for factor in factors:
-            layers += [nn.Conv2d(in_channels, in_channels * factor ** 2, 3, padding=1),
+            layers += [_LAYERS.conv(in_channels, in_channels * factor ** 2, 3, padding=1),
                        nn.PixelShuffle(factor), nn.LeakyReLU(negative_slope, inplace=True)]
         self.upsampler = nn.Sequential(*layers)
-        self.conv_out = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv_out = _LAYERS.conv(in_channels, out_channels, 3, padding=1)
         self.input_skip = input_skip
 
     def forward(self, feats: Tensor, lq: Tensor) -> Tensor:  # noqa: D102
