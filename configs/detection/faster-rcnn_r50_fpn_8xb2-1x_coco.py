@@ -1,56 +1,17 @@
 # Faster R-CNN R50 + densekit.FPN, mmdet's standard COCO 1x setting (8 GPUs x 2 images).
-_base_ = ['../_base_/default_runtime.py', '../_base_/datasets/coco_detection.py',
+_base_ = ['../_base_/models/faster-rcnn_fpn.py', '../_base_/models/resnet50_coco-det.py',
+          '../_base_/default_runtime.py', '../_base_/datasets/coco_detection.py',
           '../_base_/schedules/schedule_1x.py']
-task = 'det'
-data_preprocessor = dict(type='mmdet.DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
-                         std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32)
-resnet50 = dict(type='mmdet.ResNet', depth=50, num_stages=4, out_indices=(0, 1, 2, 3),
-                frozen_stages=1, norm_cfg=dict(type='BN', requires_grad=True), norm_eval=True,
-                style='pytorch',
-                init_cfg=dict(type='Pretrained', checkpoint='torchvision://resnet50'))
-visualizer = dict(type='mmdet.DetLocalVisualizer', vis_backends=[dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')])
 model = dict(
-    type='mmdet.FasterRCNN',
-    data_preprocessor=data_preprocessor,
-    backbone=resnet50,
+    data_preprocessor={{_base_.data_preprocessor}},
+    backbone={{_base_.resnet50}},
     neck=dict(type='densekit.FPN', in_channels=[256, 512, 1024, 2048], out_channels=256, num_outs=5),
-    rpn_head=dict(
-        type='mmdet.RPNHead', in_channels=256, feat_channels=256,
-        anchor_generator=dict(type='mmdet.AnchorGenerator', scales=[8], ratios=[0.5, 1.0, 2.0],
-                              strides=[4, 8, 16, 32, 64]),
-        bbox_coder=dict(type='mmdet.DeltaXYWHBBoxCoder', target_means=[0.0, 0.0, 0.0, 0.0],
-                        target_stds=[1.0, 1.0, 1.0, 1.0]),
-        loss_cls=dict(type='mmdet.CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
-        loss_bbox=dict(type='mmdet.L1Loss', loss_weight=1.0)),
-    roi_head=dict(
-        type='mmdet.StandardRoIHead',
-        bbox_roi_extractor=dict(type='mmdet.SingleRoIExtractor',
-                                roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0),
-                                out_channels=256, featmap_strides=[4, 8, 16, 32]),
-        bbox_head=dict(type='mmdet.Shared2FCBBoxHead', in_channels=256, fc_out_channels=1024,
-                       roi_feat_size=7, num_classes=80,
-                       bbox_coder=dict(type='mmdet.DeltaXYWHBBoxCoder',
-                                       target_means=[0.0, 0.0, 0.0, 0.0],
-                                       target_stds=[0.1, 0.1, 0.2, 0.2]),
-                       reg_class_agnostic=False,
-                       loss_cls=dict(type='mmdet.CrossEntropyLoss', use_sigmoid=False,
-                                     loss_weight=1.0),
-                       loss_bbox=dict(type='mmdet.L1Loss', loss_weight=1.0))),
-    train_cfg=dict(
-        rpn=dict(assigner=dict(type='mmdet.MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3,
-                               min_pos_iou=0.3, match_low_quality=True, ignore_iof_thr=-1),
-                 sampler=dict(type='mmdet.RandomSampler', num=256, pos_fraction=0.5,
-                              neg_pos_ub=-1, add_gt_as_proposals=False),
-                 allowed_border=-1, pos_weight=-1, debug=False),
-        rpn_proposal=dict(nms_pre=2000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7),
-                          min_bbox_size=0),
-        rcnn=dict(assigner=dict(type='mmdet.MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5,
-                                min_pos_iou=0.5, match_low_quality=False, ignore_iof_thr=-1),
-                  sampler=dict(type='mmdet.RandomSampler', num=512, pos_fraction=0.25,
-                               neg_pos_ub=-1, add_gt_as_proposals=True),
-                  pos_weight=-1, debug=False)),
-    test_cfg=dict(
-        rpn=dict(nms_pre=1000, max_per_img=1000, nms=dict(type='nms', iou_threshold=0.7),
-                 min_bbox_size=0),
-        rcnn=dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)))
+    rpn_head=dict(in_channels=256, feat_channels=256),
+    roi_head=dict(bbox_roi_extractor=dict(out_channels=256),
+                  bbox_head=dict(in_channels=256, fc_out_channels=1024, num_classes=80)),
+    train_cfg=dict(rpn=dict(sampler=dict(num=256)),
+                   rpn_proposal=dict(nms_pre=2000, max_per_img=1000),
+                   rcnn=dict(sampler=dict(num=512))),
+    test_cfg=dict(rpn=dict(nms_pre=1000, max_per_img=1000)))
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0001))
 log_processor = dict(by_epoch=True)

@@ -8,16 +8,11 @@
 # the paper's time constant of 1000 steps is about the whole CPU run, which would leave the
 # inference centres at the first steps' features. Like the EDSR CPU config, the base image is
 # bicubic (the paper adds a bilinear one).
-_base_ = ['../_base_/datasets/photos_sr_x2.py',
+_base_ = ['../_base_/models/sr-restorer_x2.py', '../_base_/datasets/photos_sr_x2.py',
           '../_base_/schedules/restoration_cpu.py']
-task = 'sr'
 scale = 2
 model = dict(
-    type='densekit.Restorer', scale=scale,
-    data_preprocessor=dict(type='densekit.RestorationPreprocessor'),
     backbone=dict(type='densekit.CATANetBody', dim=24, qk_dim=24, num_heads=2, hidden_dim=48,
                   num_centres=(16, 32), group_sizes=(64, 32), patch_sizes=(12, 16),
                   ema_decay=0.99),
-    head=dict(type='densekit.CATANetHead', in_channels='auto', scale=scale, input_skip='bicubic'),
-    pixel_loss=dict(type='densekit.PixelL1Loss'))
-infer_cfg = dict(tile=512, overlap=16)
+    head=dict(type='densekit.CATANetHead', in_channels='auto', scale=scale, input_skip='bicubic'))

@@ -6,16 +6,11 @@
 # the dense cascade, the medium and long skips and the released code's wiring (second DRLM of
 # the second group fed the group input). Like the EDSR CPU config, the head adds the bicubic
 # upsampled input (output conv starts at zero: the untrained model is bicubic).
-_base_ = ['../_base_/datasets/photos_sr_x2.py',
+_base_ = ['../_base_/models/sr-restorer_x2.py', '../_base_/datasets/photos_sr_x2.py',
           '../_base_/schedules/restoration_cpu.py']
-task = 'sr'
 scale = 2
 model = dict(
-    type='densekit.Restorer', scale=scale,
-    data_preprocessor=dict(type='densekit.RestorationPreprocessor',
-                           mean=(0.4488, 0.4371, 0.4040), std=(1.0, 1.0, 1.0)),  # DIV2K mean
+    data_preprocessor=dict(mean=(0.4488, 0.4371, 0.4040), std=(1.0, 1.0, 1.0)),  # DIV2K mean
     backbone=dict(type='densekit.DRLNBody', channels=16, groups=(2, 2), reduction=4),
     head=dict(type='densekit.PixelShuffleHead', in_channels='auto', scale=scale, act=True,
-              input_skip='bicubic'),
-    pixel_loss=dict(type='densekit.PixelL1Loss'))
-infer_cfg = dict(tile=512, overlap=16)
+              input_skip='bicubic'))

@@ -5,15 +5,11 @@
 # as released) each position's 1 -> F -> 1 map is affine whatever F is, so 8 gives the same
 # function class in less CPU time. Convert the trained model to tables with
 # densekit.tasks.restoration.lut.convert_to_luts.
-_base_ = ['../_base_/datasets/photos_sr_x2.py',
+_base_ = ['../_base_/models/sr-restorer_x2.py', '../_base_/datasets/photos_sr_x2.py',
           '../_base_/schedules/restoration_cpu.py']
-task = 'sr'
 scale = 2
 model = dict(
-    type='densekit.Restorer', scale=scale, luma_only=True,
-    data_preprocessor=dict(type='densekit.RestorationPreprocessor'),
+    luma_only=True,
     backbone=dict(type='densekit.RCLUTBody', scale=scale, in_channels=1, rc_size=5,
                   rc_features=8, unit_features=64, dense_layers=4, rotations=4),
-    head=dict(type='densekit.PixelShuffleSkipHead', scale=scale, input_skip='bicubic'),
-    pixel_loss=dict(type='densekit.PixelL1Loss'))
-infer_cfg = dict(tile=512, overlap=16)
+    head=dict(type='densekit.PixelShuffleSkipHead', scale=scale, input_skip='bicubic'))

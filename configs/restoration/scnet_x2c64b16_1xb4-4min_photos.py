@@ -1,12 +1,7 @@
 # SCNet (fully 1x1 convs + Shift8; 16 blocks, 64 channels) x2 on the built-in photos (CPU).
-_base_ = ['../_base_/datasets/photos_sr_x2.py',
+_base_ = ['../_base_/models/sr-restorer_x2.py', '../_base_/datasets/photos_sr_x2.py',
           '../_base_/schedules/restoration_cpu.py']
-task = 'sr'
 scale = 2
 model = dict(
-    type='densekit.Restorer', scale=scale,
-    data_preprocessor=dict(type='densekit.RestorationPreprocessor'),
     backbone=dict(type='densekit.SCNetBody', channels=64, num_blocks=16),
-    head=dict(type='densekit.ShiftUpsampleHead', in_channels='auto', scale=scale),
-    pixel_loss=dict(type='densekit.PixelL1Loss'))
-infer_cfg = dict(tile=512, overlap=16)
+    head=dict(type='densekit.ShiftUpsampleHead', in_channels='auto', scale=scale))

@@ -2,7 +2,6 @@
 # stride-4 low-level skip, CPU-sized.
 _base_ = ['../_base_/models/r18-half-d8_encoder-decoder.py', '../_base_/default_runtime.py',
           '../_base_/datasets/shapes_seg.py', '../_base_/schedules/cpu_iters.py']
-task = 'seg'
 model = dict(
     decode_head=dict(type='densekit.DepthwiseSeparableASPPHead', in_channels='auto', in_index=3,
                      channels=64, c1_in_channels=32, c1_channels=16, dilations=(1, 3, 6, 9),

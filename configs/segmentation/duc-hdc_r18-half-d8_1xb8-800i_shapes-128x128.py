@@ -2,7 +2,6 @@
 # hybrid dilation cycles in the dilated stages and densekit.DUCHead's dense upsampling.
 _base_ = ['../_base_/models/r18-half-d8_encoder-decoder.py', '../_base_/default_runtime.py',
           '../_base_/datasets/shapes_seg.py', '../_base_/schedules/cpu_iters.py']
-task = 'seg'
 model = dict(
     backbone=dict(type='densekit.ResNetHDC', hdc_dilations=(None, None, (1, 2), (2, 5))),
     decode_head=dict(type='densekit.DUCHead', upsample_factor=8, num_convs=1, in_channels='auto',

@@ -5,7 +5,6 @@
 # global (the paper's 49-pixel window for 1024x2048 crops would be clamped to it anyway).
 _base_ = ['../_base_/models/r18-half-d8_encoder-decoder.py', '../_base_/default_runtime.py',
           '../_base_/datasets/shapes_seg.py', '../_base_/schedules/cpu_iters.py']
-task = 'seg'
 model = dict(
     decode_head=dict(type='densekit.LRASPPHead', in_channels='auto', in_index=(0, 1, 3),
                      branch_channels=(16, 32), channels=64, pool_kernel=None,

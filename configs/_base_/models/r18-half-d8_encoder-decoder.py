@@ -1,6 +1,7 @@
 # mmseg EncoderDecoder on a dilated half-width ResNet-18 (output stride 8, levels at strides
 # 4/8/8/8 with 32/64/128/256 channels), CPU-sized for the built-in 128x128 shapes; the
 # *_r18-half-d8_1xb8-800i_shapes-128x128.py leaves add their decode head.
+task = 'seg'
 norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(type='mmseg.SegDataPreProcessor', mean=[127.5, 127.5, 127.5],
                          std=[64.0, 64.0, 64.0], bgr_to_rgb=True, pad_val=0, seg_pad_val=255,
