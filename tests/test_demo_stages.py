@@ -116,3 +116,19 @@ def _record() -> None:
 
 if __name__ == '__main__' and '--record' in sys.argv:
     _record()
+
+
+def test_prepare_stage_config_options(tmp_path: Path) -> None:
+    from densekit.demo import prepare_stage_config
+    from densekit.tasks.restoration.demo import SR_CONFIG
+
+    cfg = prepare_stage_config(f'restoration/{SR_CONFIG}', tmp_path, tmp_path / 'photos', 55,
+                               cfg_options={'train_dataloader.batch_size': 3}, max_iters=40)
+    assert cfg.train_dataloader.batch_size == 3
+    assert cfg.train_cfg.max_iters == cfg.train_cfg.val_interval == 40
+    assert cfg.default_hooks.checkpoint.interval == 40
+    budgets = [(hook['type'], hook['budget_s']) for hook in cfg.custom_hooks if 'budget_s' in hook]
+    # the config's own budget hooks take the budget; no second TimeBudgetHook is appended
+    assert budgets == [('densekit.TimeCosineLRHook', 55), ('densekit.TimeBudgetHook', 55)]
+    with pytest.raises(ValueError, match=r'max_iters.*0'):
+        prepare_stage_config(f'restoration/{SR_CONFIG}', tmp_path, None, 55, max_iters=0)
