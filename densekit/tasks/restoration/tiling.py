@@ -22,6 +22,8 @@ from typing import Callable, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from densekit.errors import positive_int
+
 __all__ = ['axis_tiles', 'axis_weights', 'TileGrid', 'tiled_restore', 'check_tiling']
 
 Span = Tuple[int, int]
@@ -139,8 +141,7 @@ def tiled_restore(fn: Callable[[Tensor], Tensor], image: Tensor, scale: int = 1,
     """
     if image.dim() != 4:
         raise ValueError(f'image must be (N, C, H, W), got shape {tuple(image.shape)}')
-    if not isinstance(scale, int) or scale < 1:
-        raise ValueError(f'scale must be an int >= 1, got {scale!r}')
+    positive_int(scale, 'scale')
     if prepare is None and not image.is_floating_point():
         raise TypeError(f'image must be a float tensor when no prepare function converts its '
                         f'tiles, got dtype {image.dtype}')
