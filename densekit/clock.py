@@ -21,6 +21,8 @@ from typing import Optional
 import torch
 from mmengine import dist
 
+from densekit.errors import positive_int
+
 __all__ = ['Rank0Clock']
 
 
@@ -40,9 +42,7 @@ class Rank0Clock:
     """
 
     def __init__(self, sync_every: int = 1) -> None:
-        if not isinstance(sync_every, int) or isinstance(sync_every, bool) or sync_every < 1:
-            raise ValueError(f'sync_every must be an int >= 1, got {sync_every!r}')
-        self.sync_every = sync_every
+        self.sync_every = positive_int(sync_every, 'sync_every')
         self._start: Optional[float] = None
         self._calls = 0
         self._last = 0.0

@@ -12,7 +12,7 @@ import json
 import os.path as osp
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Mapping, Optional
 
 import torch
 from mmengine.config import Config
@@ -47,23 +47,67 @@ def _device_note() -> str:
     return 'GPU ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'CPU'
 
 
-def train_and_evaluate(config: str, work_dir: Path, budget_s: int,
-                       cfg_options: Dict[str, object]) -> tuple[object, Dict[str, float], str]:
-    """Train ``config`` within ``budget_s`` seconds, then test it, writing pictures.
+_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
-    Returns the finished Runner, the test metrics and the final checkpoint path. This is the
-    common body of the demo stages; ``cfg_options`` points the config at the built-in data.
+
+def prepare_stage_config(config: str, work_dir: Path, data_root: Optional[Path], budget_s: int,
+                         *, cfg_options: Optional[Mapping[str, object]] = None,
+                         max_iters: Optional[int] = None,
+                         validate_at_end: Optional[bool] = None) -> Config:
+    """The config a demo stage trains, dumped to ``<work_dir>/config.py``.
+
+    ``config`` (relative to :data:`CONFIG_DIR`) is loaded; its three dataloaders read
+    ``data_root`` (left alone when None); ``cfg_options`` (dotted keys, e.g. an evaluator's
+    ``ann_file``) are merged; ``max_iters`` replaces ``train_cfg.max_iters`` and the end of the
+    last param scheduler (if any). The final iteration then validates and writes the one checkpoint.
+    Custom hooks that carry a ``budget_s`` get ``budget_s``; a config without one gets a
+    ``densekit.TimeBudgetHook`` appended. ``validate_at_end`` is set on the
+    ``densekit.TimeCosineLRHook`` hooks when given.
+
+    Raises:
+        ValueError: If ``max_iters`` is not a positive int.
     """
-    from densekit import apis
-
     cfg = Config.fromfile(str(CONFIG_DIR / config))
-    cfg.merge_from_dict(cfg_options)
+    if data_root is not None:
+        cfg.merge_from_dict({f'{loader}.dataset.data_root': str(data_root)
+                             for loader in _LOADERS})
+    if cfg_options:
+        cfg.merge_from_dict(dict(cfg_options))
     cfg.work_dir = str(work_dir)
-    cfg.custom_hooks = [*cfg.get('custom_hooks', []),
-                        dict(type='densekit.TimeBudgetHook', budget_s=budget_s)]
+    if max_iters is not None:
+        cfg.train_cfg.max_iters = positive_int(max_iters, 'max_iters')
+        if cfg.get('param_scheduler'):
+            cfg.param_scheduler[-1].end = max_iters
+    hooks = list(cfg.get('custom_hooks', []))
+    budgeted = [hook for hook in hooks if 'budget_s' in hook]
+    for hook in budgeted:
+        hook['budget_s'] = budget_s
+    if not budgeted:
+        hooks.append(dict(type='densekit.TimeBudgetHook', budget_s=budget_s))
+    if validate_at_end is not None:
+        for hook in hooks:
+            if hook['type'] == 'densekit.TimeCosineLRHook':
+                hook['validate_at_end'] = validate_at_end
+    cfg.custom_hooks = hooks
     cfg.default_hooks.checkpoint.interval = cfg.train_cfg.max_iters  # one final checkpoint
     cfg.train_cfg.val_interval = cfg.train_cfg.max_iters
     cfg.dump(str(work_dir / 'config.py'))
+    return cfg
+
+
+def train_and_evaluate(config: str, work_dir: Path, budget_s: int,
+                       cfg_options: Optional[Mapping[str, object]] = None, *,
+                       data_root: Optional[Path] = None,
+                       ) -> tuple[object, Dict[str, float], str]:
+    """Train ``config`` within ``budget_s`` seconds, then test it, writing pictures.
+
+    Returns the finished Runner, the test metrics and the final checkpoint path. This is the
+    common body of the seg and det stages; the config is :func:`prepare_stage_config`'s for
+    ``data_root`` and ``cfg_options``.
+    """
+    from densekit import apis
+
+    cfg = prepare_stage_config(config, work_dir, data_root, budget_s, cfg_options=cfg_options)
     runner = apis.train(cfg)
     checkpoint = osp.join(work_dir, f'iter_{runner.iter}.pth')
     metrics = apis.test(cfg, checkpoint, show_dir=str(work_dir / 'pictures'))
@@ -71,8 +115,8 @@ def train_and_evaluate(config: str, work_dir: Path, budget_s: int,
 
 
 def _data_root_options(root: Path) -> Dict[str, object]:
-    return {f'{loader}.dataset.data_root': str(root)
-            for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')}
+    """``cfg_options`` pointing the three dataloaders at ``root``."""
+    return {f'{loader}.dataset.data_root': str(root) for loader in _LOADERS}
 
 
 def stage_seg(work_dir: Path, data_root: Path) -> Dict[str, float]:
@@ -85,7 +129,7 @@ def stage_seg(work_dir: Path, data_root: Path) -> Dict[str, float]:
     shapes = generate_shapes_dataset(data_root / 'shapes', num_train=1000, num_val=40)
     runner, metrics, checkpoint = train_and_evaluate(
         'segmentation/fpn_r18-tiny_1xb8-2000i_shapes-128x128.py', work_dir, budget_s,
-        _data_root_options(shapes))
+        data_root=shapes)
     print(f'seg: mIoU {metrics["mIoU"]:.2f} on {len(runner.test_dataloader.dataset)} held-out '
           f'images; checkpoint {checkpoint}; pictures in {work_dir / "pictures"}')
     return {'mIoU': float(metrics['mIoU']), 'aAcc': float(metrics['aAcc']),
@@ -103,8 +147,7 @@ def stage_det(work_dir: Path, data_root: Path) -> Dict[str, float]:
     ann = str(coco / 'annotations' / 'instances_val.json')
     runner, metrics, checkpoint = train_and_evaluate(
         'detection/retinanet_r18-half_fpn_1xb8-2000i_shapes-160x160.py', work_dir, budget_s,
-        {**_data_root_options(coco), 'val_evaluator.ann_file': ann,
-         'test_evaluator.ann_file': ann})
+        {'val_evaluator.ann_file': ann, 'test_evaluator.ann_file': ann}, data_root=coco)
     print(f'det: bbox mAP@0.5 {metrics["coco/bbox_mAP_50"]:.3f} on '
           f'{len(runner.test_dataloader.dataset)} held-out images; checkpoint {checkpoint}; '
           f'pictures in {work_dir / "pictures"}')

@@ -42,6 +42,7 @@ import torch
 from tqdm import tqdm
 
 from densekit.apis import load_config
+from densekit.errors import positive_int
 from densekit.fileio import atomic_write_bytes
 from densekit.imageio import UnreadableInput, bgr_from_array, encode_image, read_bgr
 from densekit.palette import box_palette, class_palette
@@ -75,8 +76,7 @@ class InferOptions:
     ensemble: Sequence[str] = ()  # medical: more checkpoints averaged with the main one
 
     def __post_init__(self) -> None:
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f'batch_size must be a positive integer, got {self.batch_size!r}')
+        positive_int(self.batch_size, 'batch_size')
         if not 0.0 <= float(self.score_thr) <= 1.0:
             raise ValueError(f'score_thr must be in [0, 1], got {self.score_thr!r}')
         if isinstance(self.ensemble, str) or not all(isinstance(p, str) for p in self.ensemble):

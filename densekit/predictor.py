@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import torch
 
 from densekit.apis import load_config
+from densekit.errors import positive_int
 from densekit.inference import HANDLERS, Handler, InferOptions, build_model, detect_task
 
 __all__ = ['Predictor', 'BACKENDS']
@@ -137,8 +138,7 @@ class Predictor:
         With ``batch_size > 1`` and a batchable task, items of equal size (the handler's
         ``batch_key``) share forward passes of up to ``batch_size``; the others run alone.
         """
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}')
+        positive_int(batch_size, 'batch_size')
         items = list(items)
         if batch_size == 1 or not self.handler.batchable or len(items) < 2:
             return [self.handler.predict([item])[0] for item in items]

@@ -91,7 +91,7 @@ def test_bad_inputs_and_arguments_are_named(seg, tmp_path) -> None:
         seg.predict(np.zeros((8, 8, 5), np.uint8))
     with pytest.raises(TypeError, match='numpy array, got int'):
         seg.predict(3)
-    with pytest.raises(ValueError, match='batch_size must be a positive integer, got 0'):
+    with pytest.raises(ValueError, match='batch_size must be a positive int, got 0'):
         seg.predict([np.zeros((8, 8), np.uint8)] * 2, batch_size=0)
     with pytest.raises(ValueError, match='no such file'):
         seg.predict(str(tmp_path / 'missing.png'))

@@ -49,6 +49,7 @@ from torch.utils.checkpoint import checkpoint
 
 from densekit.backbones.contract import ShapeContract
 from densekit.blocks.residual import DEFAULT_ACT, DEFAULT_NORM, ConvNormResBlock
+from densekit.errors import positive_int, positive_ints
 from densekit.layers import LayerFactory, as_tuple, check_spatial_dims, size_tensor
 from densekit.registry import MODELS
 
@@ -316,13 +317,9 @@ class DFormerEncoder(ShapeContract, BaseModule):
         patch = preset_size('patch_size') if patch_size is None else patch_size
         window = preset_size('window_size') if window_size is None else window_size
         for name, value in (('in_channels', in_channels), ('embed_dim', embed_dim)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f'{name} must be a positive int, got {value!r}')
+            positive_int(value, name)
         for name, values in (('depths', depths), ('num_heads', num_heads)):
-            if not values or any(not isinstance(v, int) or isinstance(v, bool) or v < 1
-                                 for v in values):
-                raise ValueError(f'{name} must be a non-empty list of positive ints, got '
-                                 f'{values!r}')
+            positive_ints(values, name)
         if len(depths) != len(num_heads):
             raise ValueError(f'depths {depths} and num_heads {num_heads} need one entry per '
                              f'stage each')

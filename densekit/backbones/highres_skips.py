@@ -14,6 +14,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from densekit.backbones.contract import ShapeContract, as_stride_tuples
+from densekit.errors import positive_ints
 from densekit.layers import ConvNormAct
 from densekit.registry import MODELS
 
@@ -58,10 +59,7 @@ class HighResSkips(ShapeContract, BaseModule):
             if not hasattr(self.backbone, attr):
                 raise ValueError(f'backbone {type(self.backbone).__name__} has no {attr!r}; '
                                  f'HighResSkips needs a pyramid backbone (PyramidBackbone)')
-        skip_channels = list(skip_channels)
-        if not skip_channels or any(not isinstance(c, int) or c < 1 for c in skip_channels):
-            raise ValueError(f'skip_channels must be a non-empty sequence of positive ints, '
-                             f'got {skip_channels!r}')
+        skip_channels = positive_ints(list(skip_channels), 'skip_channels')
         first = min(self.backbone.strides)
         if 2 ** (len(skip_channels) - 1) >= first:
             raise ValueError(f'skip_channels={skip_channels!r} adds levels up to stride '

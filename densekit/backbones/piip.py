@@ -166,9 +166,7 @@ class PIIP(ShapeContract, BaseModule):
         if check_order:
             self._check_order()
 
-        if (not isinstance(num_interactions, int) or isinstance(num_interactions, bool)
-                or num_interactions < 1):
-            raise ValueError(f'num_interactions must be a positive int, got {num_interactions!r}')
+        positive_int(num_interactions, 'num_interactions')
         for i, adapter in enumerate(self.branches):
             if num_interactions > adapter.num_stages:
                 raise ValueError(
@@ -199,9 +197,7 @@ class PIIP(ShapeContract, BaseModule):
         self.branch_widths = [a.width for a in self.branches]
         if out_channels is None:
             out_channels = self.branch_widths[0]
-        if not isinstance(out_channels, int) or isinstance(out_channels, bool) or \
-                out_channels < 1:
-            raise ValueError(f'out_channels must be a positive int, got {out_channels!r}')
+        positive_int(out_channels, 'out_channels')
         merge_norm_cfg = dict(type='GN', num_groups=32) if merge_norm_cfg is None \
             else merge_norm_cfg
         _check_norm(merge_norm_cfg, out_channels, 'merge_norm_cfg')

@@ -44,6 +44,7 @@ from mmcv.cnn.bricks import DropPath
 from torch import Tensor, nn
 
 from densekit.backbones.base import PyramidBackbone
+from densekit.errors import positive_ints
 from densekit.layers import ConvNormAct, LayerFactory
 from densekit.registry import MODELS
 
@@ -120,8 +121,7 @@ class MLDCBlock(nn.Module):
                  ffn_ratio: int = 4, kernel_size: int = 7, drop_path: float = 0.0,
                  layer_scale: float = 1e-5) -> None:
         super().__init__()
-        if not dilations or any(not isinstance(d, int) or d < 1 for d in dilations):
-            raise ValueError(f'dilations must be positive ints, got {dilations!r}')
+        positive_ints(dilations, 'dilations')
         self.pos_enc = ConvPosEnc(spatial_dims, dim, kernel_size)
         self.fc1 = ConvNormAct(spatial_dims, dim, dim, 1, bias=True, norm_cfg=_BN, act_cfg=None)
         self.dilated = nn.ModuleList(

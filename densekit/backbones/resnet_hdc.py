@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 from mmseg.models.backbones import ResNetV1c
 from torch import nn
 
+from densekit.errors import positive_ints
 from densekit.registry import MODELS
 
 
@@ -47,8 +48,7 @@ class ResNetHDC(ResNetV1c):
         for stage, cycle in enumerate(self.hdc_dilations):
             if cycle is None:
                 continue
-            if not cycle or any(not isinstance(d, int) or d < 1 for d in cycle):
-                raise ValueError(f'hdc_dilations[{stage}] must be positive ints, got {cycle!r}')
+            positive_ints(cycle, f'hdc_dilations[{stage}]')
             layer = getattr(self, self.res_layers[stage])
             for index, block in enumerate(layer):
                 rate = cycle[index % len(cycle)]

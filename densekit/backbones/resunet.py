@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from densekit.backbones.contract import FullResolutionBody
 from densekit.blocks.edsr_block import EDSRResBlock
-from densekit.errors import positive_int
+from densekit.errors import positive_int, positive_ints
 from densekit.layers import ConvNormAct, LayerFactory
 from densekit.registry import MODELS
 
@@ -40,10 +40,7 @@ class ResUNet(FullResolutionBody, nn.Module):
                  blocks: int | Sequence[int] = 2) -> None:
         super().__init__()
         positive_int(in_channels, 'in_channels')
-        channels = tuple(channels)
-        if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
-            raise ValueError(f'channels must be a non-empty sequence of positive ints, got '
-                             f'{channels!r}')
+        channels = tuple(positive_ints(tuple(channels), 'channels'))
         depth = [blocks] * len(channels) if isinstance(blocks, int) else list(blocks)
         if len(depth) != len(channels) or any(not isinstance(d, int) or d < 0 for d in depth):
             raise ValueError(f'blocks must be an int >= 0 or one per level, got {blocks!r}')

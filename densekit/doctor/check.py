@@ -15,6 +15,7 @@ import os.path as osp
 from typing import Any, List, Optional, Tuple
 
 from densekit.doctor.report import Report, Timer, default_workers
+from densekit.errors import positive_int
 
 __all__ = ['check_data', 'SPLITS']
 
@@ -104,8 +105,7 @@ def check_data(config: str, split: str = 'train', *, out: Optional[str] = None,
     if split not in SPLITS:
         raise ValueError(f'split must be one of {SPLITS}, got {split!r}')
     workers = default_workers() if workers is None else workers
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ValueError(f'workers must be an int >= 1, got {workers!r}')
+    positive_int(workers, 'workers')
     cfg = load_config(config, cfg_options)
     dataset_cfg = _dataset_cfg(cfg, split)
     dataset = _build(dataset_cfg, cfg.get('default_scope', 'densekit'))

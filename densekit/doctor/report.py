@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
+from densekit.errors import positive_int
 from densekit.fileio import atomic_write_text
 
 __all__ = ['Finding', 'Report', 'SEVERITIES', 'format_finding', 'map_files', 'default_workers',
@@ -185,8 +186,7 @@ def map_files(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, desc
     """
     from tqdm import tqdm
 
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
-        raise ValueError(f'workers must be an int >= 1, got {workers!r}')
+    positive_int(workers, 'workers')
     bar = tqdm(total=len(items), desc=desc, unit='item', disable=not progress, leave=False)
     results: List[Any] = []
     try:

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from densekit.errors import positive_int
 from densekit.windowed.batching import CallPlanner, independent_samples
 from densekit.windowed.blend import Blender, FullSink, LabelSink, StreamSink
 from densekit.windowed.grid import (
@@ -87,9 +88,7 @@ def _check_args(inputs: Any, sw_batch_size: Any, overlap: Any, mode: Any,
         kinds = 'a floating point or uint8/int16/uint16 tensor' if integer_ok \
             else 'a floating point tensor'
         raise TypeError(f'inputs must be {kinds}, got dtype {inputs.dtype}')
-    if not isinstance(sw_batch_size, int) or isinstance(sw_batch_size, bool) \
-            or sw_batch_size < 1:
-        raise ValueError(f'sw_batch_size must be a positive int, got {sw_batch_size!r}')
+    positive_int(sw_batch_size, 'sw_batch_size')
     n = inputs.dim() - 2
     overlaps = (overlap,) * n if isinstance(overlap, (int, float)) else tuple(overlap)
     if len(overlaps) != n:

@@ -266,7 +266,7 @@ def test_restoration_pairs_and_scale(built: dict, tmp_path: Path) -> None:
 
 def test_bad_arguments_are_one_line_errors(built: dict, capsys: pytest.CaptureFixture) -> None:
     assert main(['check-data', str(SEG), '--workers', '0']) == 2
-    assert 'workers must be an int >= 1, got 0' in capsys.readouterr().err
+    assert 'workers must be a positive int, got 0' in capsys.readouterr().err
     assert main(['check-data', str(SR), '--fix-palette', 'x', '--cfg-options',
                  f"train_dataloader.dataset.data_root={built['sr']}"]) == 2
     assert '--fix-palette is for segmentation' in capsys.readouterr().err

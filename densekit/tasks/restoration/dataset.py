@@ -20,6 +20,7 @@ from typing import Any, List, Optional, Sequence, Union
 from mmengine.dataset import BaseDataset
 from PIL import Image
 
+from densekit.errors import positive_int
 from densekit.registry import DATASETS
 
 __all__ = ['PairedImageDataset', 'IMAGE_SUFFIXES', 'list_images']
@@ -68,8 +69,7 @@ class PairedImageDataset(BaseDataset):
                  lq_template: str = '{}', pipeline: Sequence[Any] = (), test_mode: bool = False,
                  indices: Optional[Union[int, Sequence[int]]] = None,
                  lazy_init: bool = False) -> None:
-        if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
-            raise ValueError(f'scale must be an int >= 1, got {scale!r}')
+        positive_int(scale, 'scale')
         prefix = dict(data_prefix or dict(gt='GT'))
         unknown = set(prefix) - {'gt', 'lq'}
         if 'gt' not in prefix or unknown:

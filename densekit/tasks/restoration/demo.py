@@ -16,12 +16,10 @@ from mmengine.config import Config
 
 from densekit.fileio import atomic_write_bytes
 from densekit.imageio import encode_image
-from densekit.packaged import config_root
 from densekit.threads import idle_threads
 
 __all__ = ['stage_sr', 'stage_derain', 'evaluate_photos']
 
-CONFIGS = config_root() / 'restoration'
 SR_CONFIG = 'edsr_x2c32b8_1xb4-4min_photos.py'
 DERAIN_CONFIG = 'resunet_c16_1xb4-4min_photos-rain.py'
 
@@ -33,20 +31,14 @@ def _budget() -> Tuple[int, str]:
 
 
 def _prepare(config: str, work_dir: Path, data_root: Path, budget_s: int) -> Config:
+    from densekit.demo import prepare_stage_config
     from densekit.tasks.restoration.photos import generate_restoration_photos
 
     root = generate_restoration_photos(data_root / 'restoration' / 'photos')
-    cfg = Config.fromfile(str(CONFIGS / config))
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].dataset.data_root = str(root)
-    for hook in cfg.custom_hooks:
-        if 'budget_s' in hook:
-            hook['budget_s'] = budget_s
-        if hook['type'] == 'densekit.TimeCosineLRHook':
-            hook['validate_at_end'] = False  # the stage evaluates the photos itself
-    cfg.work_dir = str(work_dir)
-    cfg.dump(str(work_dir / 'config.py'))
-    return cfg
+    # the config's own time-budget hooks get the stage's budget; the stage evaluates the
+    # held-out photos itself, so the schedule hook does not validate at the end
+    return prepare_stage_config(f'restoration/{config}', work_dir, root, budget_s,
+                                validate_at_end=False)
 
 
 def _write_png(image: np.ndarray, path: Path) -> None:

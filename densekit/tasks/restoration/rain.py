@@ -16,6 +16,7 @@ from typing import Optional, Union
 import cv2
 import numpy as np
 
+from densekit.errors import positive_int
 from densekit.lazy import lazy_module
 
 kornia = lazy_module('kornia')
@@ -48,8 +49,7 @@ class RainStyle:
             raise ValueError(f'width must be > 0, got {self.width!r}')
         if not 0 < self.intensity <= 2:
             raise ValueError(f'intensity must be in (0, 2], got {self.intensity!r}')
-        if not isinstance(self.layers, int) or self.layers < 1:
-            raise ValueError(f'layers must be an int >= 1, got {self.layers!r}')
+        positive_int(self.layers, 'layers')
 
 
 RAIN_PRESETS = {

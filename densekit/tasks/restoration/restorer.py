@@ -57,8 +57,7 @@ class Restorer(BaseModel):
         if data_preprocessor is None:
             data_preprocessor = dict(type='densekit.RestorationPreprocessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
-            raise ValueError(f'scale must be an int >= 1, got {scale!r}')
+        positive_int(scale, 'scale')
         for name, cfg in (('backbone', backbone), ('head', head)):
             if not isinstance(cfg, dict) or 'type' not in cfg:
                 raise TypeError(f"{name} must be a config dict with a 'type', got {cfg!r}")

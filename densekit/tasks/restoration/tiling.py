@@ -20,6 +20,7 @@ from typing import Callable, List, Optional
 import torch
 from torch import Tensor
 
+from densekit.errors import positive_int
 from densekit.windowed.engine import stream_windows
 from densekit.windowed.grid import Span, check_tiling, crossfade_layout, crossfade_weights
 from densekit.windowed.grid import tile_spans as axis_tiles
@@ -94,8 +95,7 @@ def tiled_restore(fn: Callable[[Tensor], Tensor], image: Tensor, scale: int = 1,
     """
     if image.dim() != 4:
         raise ValueError(f'image must be (N, C, H, W), got shape {tuple(image.shape)}')
-    if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
-        raise ValueError(f'scale must be an int >= 1, got {scale!r}')
+    positive_int(scale, 'scale')
     if prepare is None and not image.is_floating_point():
         raise TypeError(f'image must be a float tensor when no prepare function converts its '
                         f'tiles, got dtype {image.dtype}')
