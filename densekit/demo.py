@@ -69,8 +69,7 @@ def prepare_stage_config(config: str, work_dir: Path, data_root: Optional[Path],
     """
     cfg = Config.fromfile(str(CONFIG_DIR / config))
     if data_root is not None:
-        cfg.merge_from_dict({f'{loader}.dataset.data_root': str(data_root)
-                             for loader in _LOADERS})
+        cfg.merge_from_dict(_data_root_options(data_root))
     if cfg_options:
         cfg.merge_from_dict(dict(cfg_options))
     cfg.work_dir = str(work_dir)

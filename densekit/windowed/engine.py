@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from densekit.errors import positive_int
+from densekit.errors import positive_int, positive_ints
 from densekit.windowed.batching import CallPlanner, independent_samples
 from densekit.windowed.blend import Blender, FullSink, LabelSink, StreamSink
 from densekit.windowed.grid import (
@@ -447,15 +447,21 @@ def stream_windows(inputs: Tensor, roi: Sequence[int], predictor: Callable[[Tens
         >>> slabs
         [(0, 6), (6, 8)]
     """
-    size = tuple(inputs.shape[2:]) if isinstance(inputs, Tensor) else ()
-    roi = tuple(int(r) for r in roi)
+    if not isinstance(inputs, Tensor) or inputs.dim() < 3:
+        raise TypeError(f'inputs must be a torch.Tensor (N, C, *spatial), got '
+                        f'{getattr(inputs, "shape", type(inputs).__name__)}')
+    if not isinstance(layout, WindowLayout):
+        raise TypeError(f'layout must be a WindowLayout, got {type(layout).__name__}')
+    size = tuple(inputs.shape[2:])
+    roi = tuple(positive_ints(list(roi) if isinstance(roi, tuple) else roi, 'roi'))
     if len(roi) != len(size) or len(layout.starts) != len(size):
         raise ValueError(f'roi={roi} and layout.starts need one entry per spatial axis of '
                          f'inputs {size}')
     for axis, (axis_starts, r, n) in enumerate(zip(layout.starts, roi, size)):
         if not 0 < r <= n:
             raise ValueError(f'roi[{axis}]={r} must be in [1, {n}] (the input size)')
-        if list(axis_starts) != sorted(set(axis_starts)) or not axis_starts \
+        if not all(isinstance(a, int) and not isinstance(a, bool) for a in axis_starts) \
+                or list(axis_starts) != sorted(set(axis_starts)) or not axis_starts \
                 or axis_starts[0] < 0 or axis_starts[-1] + r > n:
             raise ValueError(f'layout.starts[{axis}]={tuple(axis_starts)} must be ascending, '
                              f'distinct and keep windows of {r} inside [0, {n})')

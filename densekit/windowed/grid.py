@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from densekit.errors import positive_int
+
 __all__ = ['fall_back_roi', 'scan_intervals', 'window_starts', 'iter_windows', 'importance_map',
            'BLEND_MODES', 'WindowLayout', 'check_tiling', 'tile_spans', 'crossfade_weights',
            'crossfade_layout']
@@ -224,6 +226,7 @@ def tile_spans(length: int, tile: int, overlap: int, align: int = 1) -> List[Spa
         [(0, 355), (322, 677), (645, 1000)]
     """
     check_tiling(tile, overlap)
+    positive_int(align, 'align')
     if length <= tile:
         return [(0, length)]
     n = math.ceil((length - overlap) / (tile - overlap))

@@ -119,6 +119,15 @@ def test_layout_and_stream_arguments_are_checked() -> None:
     bad = windowed.WindowLayout(((8, 0), (0,)), layout.weights)
     with pytest.raises(ValueError, match='ascending'):
         windowed.stream_windows(volume, (12, 20), lambda w: w, bad, print)
+    with pytest.raises(ValueError, match='roi'):
+        windowed.stream_windows(volume, (12.5, 20), lambda w: w, layout, print)
+    floats = windowed.WindowLayout(((0.0, 8.0), (0,)), layout.weights)
+    with pytest.raises(ValueError, match='ascending'):
+        windowed.stream_windows(volume, (12, 20), lambda w: w, floats, print)
+    with pytest.raises(TypeError, match='inputs'):
+        windowed.stream_windows(volume.numpy(), (12, 20), lambda w: w, layout, print)
+    with pytest.raises(ValueError, match='align'):
+        tile_spans(100, 32, 8, align=0)
     assert tile_spans(20, 12, 4) == [(0, 12), (8, 20)]
 
 
